@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop", default=None,
                      help="'none', 'last:K:T' (last K losses below T), 'target:V' or 'optimum'; "
                      "default: the preset's rule")
-    run.add_argument("--prompt-style", default="chat", choices=PROMPT_STYLES,
-                     help="chat template, or plain text ending in 'w, b =' as in the article")
+    run.add_argument("--prompt-style", default=None, choices=PROMPT_STYLES,
+                     help="chat template, or plain text ending in 'w, b =' as in the article; "
+                     "default: completion for the bundled SmolLM2, chat for other models")
     run.add_argument("--max-new-tokens", type=int, default=24, help="longest reply in tokens")
     run.add_argument("--seed", type=int, default=0, help="seed for the start and the sampling")
     run.add_argument("--data-seed", type=int, default=0, help="seed for the data's noise")

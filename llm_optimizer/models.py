@@ -155,7 +155,7 @@ def plan_load(
 def load_model(
     name: str = "auto",
     *,
-    prompt_style: str = "chat",
+    prompt_style: str | None = None,
     quantize: bool | None = None,
     trust_remote_code: bool = False,
 ) -> LLM:
@@ -164,9 +164,12 @@ def load_model(
     ``prompt_style="chat"`` wraps the meta-prompt in the model's chat template
     (as one user turn: Mistral's template has no system role);
     ``"completion"`` sends it as plain text ending in ``w, b =``, as the blog
-    article did.
+    article did. The default is ``"completion"`` for the bundled SmolLM2, which
+    follows that cue far more often than the chat format (see
+    ``benchmarks/``), and ``"chat"`` for every other model.
     """
-    _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    if prompt_style is not None:
+        _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
     cuda = torch.cuda.is_available()
     plan = plan_load(
         name,
@@ -178,8 +181,12 @@ def load_model(
     return load_from_plan(plan, prompt_style=prompt_style, name=name)
 
 
-def load_from_plan(plan: LoadPlan, *, prompt_style: str = "chat", name: str | None = None) -> LLM:
+def load_from_plan(
+    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None
+) -> LLM:
     """Load the tokenizer and weights that ``plan`` describes."""
+    if prompt_style is None:
+        prompt_style = "completion" if plan.gguf_file == SMOLLM2_FILE else "chat"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     token_kwargs = {"trust_remote_code": plan.trust_remote_code}
