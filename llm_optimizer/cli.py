@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import PRESETS, make_dataset
-from .loop import Run, optimize
+from .loop import Run, optimize, resolve_settings
 from .models import NAMES, PROMPT_STYLES
 from .stopping import parse_stop
 
@@ -71,13 +71,14 @@ def _run(args: argparse.Namespace) -> int:
     stop = None
     if args.stop is not None:
         stop = parse_stop(args.stop, optimum=(dataset.w, dataset.b), decimals=decimals)
+    settings = {
+        "steps": args.steps, "temperature": args.temperature, "proposals_per_step": args.proposals,
+        "max_pairs": args.max_pairs, "decimals": args.decimals, "stop": stop, "seed": args.seed,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    resolve_settings(dataset, **settings)  # fail on bad flags before the model loads
     model = load_model(args.model, prompt_style=args.prompt_style)
-    run = optimize(
-        dataset, model, steps=args.steps, temperature=args.temperature,
-        proposals_per_step=args.proposals, max_pairs=args.max_pairs, decimals=args.decimals,
-        stop=stop, seed=args.seed, max_new_tokens=args.max_new_tokens, out_dir=args.out,
-        resume=resume, progress=True,
-    )
+    run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)
     figure.savefig(args.out / "run.png", dpi=110)
     print(run.summary())

