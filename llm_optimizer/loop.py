@@ -74,11 +74,15 @@ class Run:
         return int((h["parsed"] & ~np.isfinite(h["loss"].astype(float))).sum())
 
     def summary(self) -> str:
+        """One paragraph: steps, replies parsed, time per step, best pair, why it stopped."""
         best = self.best
+        replies = int((self.history["step"] > 0).sum())
+        seconds = [r["seconds"] for r in self.records if "seconds" in r]
+        timing = f", {np.mean(seconds):.2f} s per step" if seconds else ""
         return (
-            f"{self.steps_done} steps, {len(self.history)} evaluations, "
-            f"{self.n_failed} replies without a pair; best w={best.w:g}, b={best.b:g}, "
-            f"loss={best.loss:.4g}; stopped: {self.stop_reason}"
+            f"{self.steps_done} steps, {replies} replies, {replies - self.n_failed} parsed "
+            f"({(replies - self.n_failed) / max(replies, 1):.0%}){timing}; "
+            f"best w={best.w:g}, b={best.b:g}, loss={best.loss:.4g}; stopped: {self.stop_reason}"
         )
 
     def save(self, path: str | Path) -> Path:
