@@ -9,6 +9,7 @@ as each has written a complete pair.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,9 @@ class LLM:
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in eos + [tokenizer.eos_token_id] if e is not None}
+        # transformers renamed `past_key_values` to `cache` (5.24); accept both.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     def __repr__(self) -> str:
         return f"LLM({self.name!r}, device={self.device}, prompt_style={self.prompt_style!r})"
@@ -277,11 +281,9 @@ class LLM:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        ids = self.encode(prompt)
-        out = self.model(input_ids=ids, use_cache=True)
-        cache = out.past_key_values
+        logits, cache = self._forward(self.encode(prompt), None)
         cache.batch_repeat_interleave(n)
-        logits = out.logits[:, -1, :].float().expand(n, -1)
+        logits = logits.expand(n, -1)
         tokens: list[list[int]] = [[] for _ in range(n)]
         done = torch.zeros(n, dtype=torch.bool)
         for step in range(max_new_tokens):
@@ -295,10 +297,14 @@ class LLM:
                     done[i] = self._finished(tokens[i], token)
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
-            out = self.model(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-            logits = out.logits[:, -1, :].float()
+            logits, cache = self._forward(next_ids[:, None], cache)
         return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+
+    def _forward(self, ids: torch.Tensor, cache):
+        """Run ``ids`` after what ``cache`` holds; return the last logits and the cache."""
+        out = self.model(input_ids=ids, use_cache=True, **{self._cache_arg: cache})
+        new_cache = out["cache"] if "cache" in out else out["past_key_values"]
+        return out.logits[:, -1, :].float(), new_cache
 
     def _finished(self, tokens: list[int], token: int) -> bool:
         """Append ``token`` unless it ends the text; say whether the reply is complete."""
