@@ -86,6 +86,18 @@ def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals"):
     return ax
 
 
+def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9):
+    """An extent (w0, w1, b0, b1) holding the least-squares answer and the central
+    ``share`` of ``points``, so that a few far outliers do not shrink the picture."""
+    w, b = closed_form(dataset.x, dataset.y)
+    tail = (1 - share) / 2
+    ws = np.append(points["w"].quantile([tail, 1 - tail]).to_numpy(), w)
+    bs = np.append(points["b"].quantile([tail, 1 - tail]).to_numpy(), b)
+    pad_w = max(1.0, 0.15 * np.ptp(ws))
+    pad_b = max(1.0, 0.15 * np.ptp(bs))
+    return (ws.min() - pad_w, ws.max() + pad_w, bs.min() - pad_b, bs.max() + pad_b)
+
+
 def plot_run(run, dataset: Dataset):
     """Three panels: data with the best line, loss per evaluation, proposals on the landscape."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
@@ -94,8 +106,9 @@ def plot_run(run, dataset: Dataset):
                                  "least squares": closed_form(dataset.x, dataset.y)})
     axes[0].set_title(f"{run.settings['model']}: best loss {best.loss:.3g}")
     plot_loss(axes[1], run.history)
-    axes[1].set_title(f"{run.n_failed} of {len(run.history)} replies had no pair")
-    plot_landscape(axes[2], dataset)
+    replies = int((run.history["step"] > 0).sum())
+    axes[1].set_title(f"{run.n_failed} of {replies} replies had no pair")
+    plot_landscape(axes[2], dataset, extent=view_of(run.scored, dataset))
     plot_proposals(axes[2], run.history)
     fig.tight_layout()
     return fig
