@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-style", default=None, choices=PROMPT_STYLES,
                      help="chat template, or plain text ending in 'w, b =' as in the article; "
                      "default: completion for the bundled SmolLM2, chat for other models")
-    run.add_argument("--max-new-tokens", type=int, default=24, help="longest reply in tokens")
+    run.add_argument("--max-new-tokens", type=int, default=None,
+                     help="longest reply in tokens; default: 16 for completion prompts, "
+                     "40 for chat")
     run.add_argument("--seed", type=int, default=0, help="seed for the start and the sampling")
     run.add_argument("--data-seed", type=int, default=0, help="seed for the data's noise")
     run.add_argument("--out", type=Path, required=True,
@@ -76,7 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         "max_pairs": args.max_pairs, "decimals": args.decimals, "stop": stop, "seed": args.seed,
         "max_new_tokens": args.max_new_tokens,
     }
-    resolve_settings(dataset, **settings)  # fail on bad flags before the model loads
+    # Fail on bad flags before the model loads (its own reply length is not known yet).
+    resolve_settings(dataset, **{**settings, "max_new_tokens": args.max_new_tokens or 1})
     model = load_model(args.model, prompt_style=args.prompt_style)
     run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)

@@ -224,7 +224,7 @@ def optimize(
     init: Sequence[tuple[float, float]] | None = None,
     stop: Sequence | None = None,
     seed: int = 0,
-    max_new_tokens: int = 24,
+    max_new_tokens: int | None = None,
     on_step: Callable[[Run], bool | None] | None = None,
     out_dir: str | Path | None = None,
     resume: Run | None = None,
@@ -235,6 +235,7 @@ def optimize(
     Settings left as ``None`` come from the data set's preset (``dataset.setup``);
     ``init`` defaults to the preset's random starting pairs. ``stop`` is a list
     of rules (default: the preset's); the step limit always applies.
+    ``max_new_tokens`` caps each reply (default: the model's ``reply_tokens``).
     ``on_step(run)`` is called after every step and may return True to stop.
     With ``out_dir`` every step is appended to ``steps.jsonl`` as it ends, so a
     killed run loses nothing. ``resume`` continues a run (for example one read
@@ -243,6 +244,8 @@ def optimize(
     """
     if not callable(getattr(model, "generate", None)):
         raise ValueError("model must have a generate() method; get one from load_model()")
+    if max_new_tokens is None:
+        max_new_tokens = getattr(model, "reply_tokens", 24)
     if resume is not None:
         saved = resume.settings
         settings = resolve_settings(

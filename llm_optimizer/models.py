@@ -223,10 +223,14 @@ class LLM:
     """A causal language model that proposes ``(w, b)`` pairs for a meta-prompt."""
 
     def __init__(self, model, tokenizer, *, name: str = "model", prompt_style: str = "chat"):
+        """Wrap a Hugging Face causal LM and its tokenizer (``load_model`` does this)."""
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+        # A continuation of "w, b =" is a pair and a line break; a chat reply may
+        # open with a sentence first. Generation stops at the pair either way.
+        self.reply_tokens = 16 if prompt_style == "completion" else 40
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in eos + [tokenizer.eos_token_id] if e is not None}
@@ -282,27 +286,33 @@ class LLM:
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         logits, cache = self._forward(self.encode(prompt), None)
-        cache.batch_repeat_interleave(n)
+        cache.batch_repeat_interleave(n)  # one prefill, copied to the n samples
         logits = logits.expand(n, -1)
         tokens: list[list[int]] = [[] for _ in range(n)]
-        done = torch.zeros(n, dtype=torch.bool)
+        active = list(range(n))  # the replies still being written, in cache order
         for step in range(max_new_tokens):
             if do_sample:
                 probs = torch.softmax(logits / temperature, dim=-1)
                 next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             else:
                 next_ids = logits.argmax(dim=-1)
-            for i, token in enumerate(next_ids.tolist()):
-                if not done[i]:
-                    done[i] = self._finished(tokens[i], token)
-            if bool(done.all()) or step == max_new_tokens - 1:
+            going = [k for k, (row, token) in enumerate(zip(active, next_ids.tolist(), strict=True))
+                     if not self._finished(tokens[row], token)]
+            if not going or step == max_new_tokens - 1:
                 break
+            if len(going) < len(active):  # drop finished replies from the batch
+                keep = torch.tensor(going, device=self.device)
+                cache.batch_select_indices(keep)
+                next_ids = next_ids[keep]
+                active = [active[k] for k in going]
             logits, cache = self._forward(next_ids[:, None], cache)
         return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
 
     def _forward(self, ids: torch.Tensor, cache):
         """Run ``ids`` after what ``cache`` holds; return the last logits and the cache."""
-        out = self.model(input_ids=ids, use_cache=True, **{self._cache_arg: cache})
+        out = self.model(
+            input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}
+        )
         new_cache = out["cache"] if "cache" in out else out["past_key_values"]
         return out.logits[:, -1, :].float(), new_cache
 

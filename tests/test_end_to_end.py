@@ -98,3 +98,8 @@ def test_cli_reports_bad_flags_without_a_traceback(tmp_path, args, message):
     done = _cli("run", "--out", str(tmp_path / "x"), *args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_rejects_a_zero_reply_length(tmp_path):
+    done = _cli("run", "--out", str(tmp_path / "x"), "--max-new-tokens", "0")
+    assert done.returncode == 2 and "max_new_tokens must be a whole number >= 1" in done.stderr
