@@ -28,5 +28,8 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
+benchmark: setup
+	$(PY) -m benchmarks.run
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -37,7 +37,7 @@ def plot_landscape(ax, dataset: Dataset, *, extent=None, loss=mse, levels: int =
     """Contours of the (log) loss over (w, b), with the least-squares answer marked."""
     W, B, L = landscape(dataset, extent=extent, loss=loss)
     contour = ax.contourf(W, B, np.log10(L), levels=levels, cmap="viridis")
-    plt.colorbar(contour, ax=ax, label="log10 loss")
+    ax.figure.colorbar(contour, ax=ax, label="log10 loss")
     w, b = closed_form(dataset.x, dataset.y)
     ax.plot(w, b, marker="*", color="red", markersize=14, linestyle="none", label="least squares")
     ax.set_xlabel("w")
@@ -66,7 +66,7 @@ def plot_proposals(ax, history: pd.DataFrame):
                         edgecolors="black", linewidths=0.3, zorder=3)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    plt.colorbar(points, ax=ax, label="step")
+    ax.figure.colorbar(points, ax=ax, label="step")
     outside = int((~inside).sum())
     ax.set_title(f"proposals ({outside} outside this view)" if outside else "proposals")
     return ax
@@ -98,9 +98,14 @@ def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9):
     return (ws.min() - pad_w, ws.max() + pad_w, bs.min() - pad_b, bs.max() + pad_b)
 
 
-def plot_run(run, dataset: Dataset):
-    """Three panels: data with the best line, loss per evaluation, proposals on the landscape."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+def plot_run(run, dataset: Dataset, *, figure=None):
+    """Three panels: data with the best line, loss per evaluation, proposals on the landscape.
+
+    Draws on ``figure`` if given (a ``matplotlib.figure.Figure`` is safe to draw
+    from a background thread), else on a new pyplot figure.
+    """
+    fig = figure if figure is not None else plt.figure(figsize=(16, 4.5))
+    axes = fig.subplots(1, 3)
     best = run.best
     plot_data(axes[0], dataset, {"best found": (best.w, best.b),
                                  "least squares": closed_form(dataset.x, dataset.y)})

@@ -4,7 +4,6 @@ import importlib.metadata
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from llm_optimizer import load_model, plan_load
 from llm_optimizer.models import (
@@ -98,24 +97,6 @@ def test_4bit_layers_are_switched_to_fp16_compute():
     model = torch.nn.Sequential(bnb.nn.Linear4bit(8, 8, compute_dtype=torch.bfloat16))
     _set_4bit_compute_dtype(model, torch.float16)
     assert model[0].compute_dtype is torch.float16
-
-
-@pytest.fixture(scope="module", params=["llama", "mistral"])
-def tiny_model_dir(request, smollm2, tmp_path_factory):
-    """A randomly initialised 2-layer model of the given architecture, saved with a real
-    tokenizer, loaded through the same path as a downloaded model."""
-    sizes = dict(vocab_size=len(smollm2.tokenizer), hidden_size=32, intermediate_size=64,
-                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 max_position_embeddings=2048)
-    torch.manual_seed(0)
-    if request.param == "llama":
-        model = LlamaForCausalLM(LlamaConfig(**sizes))
-    else:
-        model = MistralForCausalLM(MistralConfig(**sizes, sliding_window=4096))
-    path = tmp_path_factory.mktemp(request.param)
-    model.save_pretrained(path)
-    smollm2.tokenizer.save_pretrained(path)
-    return path
 
 
 def test_a_local_model_folder_loads_and_samples(tiny_model_dir):

@@ -1,0 +1,125 @@
+"""Notebook helpers: the set-up cell, quick mode for CI, and the Colab badges.
+
+``python -m llm_optimizer.notebook`` rewrites every notebook's badge and install line
+and ``colab_badge.md`` from ``REPO``, the one place that names the GitHub repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+REPO = "llm-optimizer/llm-optimizer"
+BRANCH = "main"
+QUICK_ENV = "LLM_OPTIMIZER_QUICK"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+INSTALL = f'%pip install -q "llm-optimizer @ git+https://github.com/{REPO}"'
+LESSONS = {
+    "01_linear_regression.ipynb": "the task: a line through noisy points, the mean squared "
+    "error, its landscape, the exact answer, and the article's sign bug",
+    "02_gradient_descent.ipynb": "the classical baseline: the gradient by hand, a learning-rate "
+    "slider, paths on the landscape, and what too large a rate does",
+    "03_llm_as_optimizer.ipynb": "OPRO itself: the meta-prompt, raw replies and parsing, the "
+    "loop, and a live panel with temperature and iteration sliders",
+    "04_experiments.ipynb": "measurements: temperature as a step size, the LLM against random "
+    "search, hill climbing and gradient descent, and the paper's set-up",
+}
+PACKAGES = ["torch", "transformers", "numpy", "pandas", "matplotlib", "ipywidgets",
+            "llm-optimizer"]
+
+
+def quick() -> bool:
+    """True when ``LLM_OPTIMIZER_QUICK=1``: notebooks shrink their runs for CI."""
+    return os.environ.get(QUICK_ENV) == "1"
+
+
+def pick(full, quick_value):
+    """``quick_value`` in quick mode, else ``full``."""
+    return quick_value if quick() else full
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def setup() -> dict[str, str]:
+    """Print the versions this notebook runs on and what hardware it has; return them."""
+    import torch
+
+    info = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            info[name] = version(name)
+        except PackageNotFoundError:
+            info[name] = "not installed"
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    else:
+        info["gpu"] = "none (CPU only)"
+    info["quick mode"] = "on" if quick() else "off"
+    for key, value in info.items():
+        print(f"{key:>13}: {value}")
+    if on_colab() and not torch.cuda.is_available():
+        print("\nNo GPU in this Colab runtime: the small bundled model will be used. For "
+              "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then run all cells again.")
+    return info
+
+
+def colab_url(notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def badge(notebook: str) -> str:
+    """Markdown for the 'Open in Colab' badge of ``notebook``."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook)})"
+
+
+def badge_table() -> str:
+    """The contents of colab_badge.md."""
+    lines = ["# Open the notebooks in Colab", "",
+             "Pick a GPU runtime first: Runtime > Change runtime type > T4 GPU.", "",
+             "| notebook | open | what it teaches |", "|---|---|---|"]
+    for name, lesson in LESSONS.items():
+        lines.append(f"| [{name}](notebooks/{name}) | {badge(name)} | {lesson} |")
+    return "\n".join(lines) + "\n"
+
+
+def _install_line(line: str) -> str:
+    """``line`` with its package URL pointed at ``REPO``, if it installs this package."""
+    if '%pip install -q "llm-optimizer @' not in line:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return indent + INSTALL + ("\n" if line.endswith("\n") else "")
+
+
+def sync_badges(root: Path) -> list[Path]:
+    """Rewrite each notebook's badge cell and install line, and colab_badge.md."""
+    changed = []
+    for name in LESSONS:
+        path = root / "notebooks" / name
+        book = json.loads(path.read_text())
+        first = book["cells"][0]
+        first["source"] = [badge(name)]
+        for cell in book["cells"]:
+            lines = cell["source"]
+            if isinstance(lines, str):
+                lines = lines.splitlines(keepends=True)
+            cell["source"] = [_install_line(line) for line in lines]
+        text = json.dumps(book, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        if text != path.read_text():
+            path.write_text(text)
+            changed.append(path)
+    table = root / "colab_badge.md"
+    if not table.exists() or table.read_text() != badge_table():
+        table.write_text(badge_table())
+        changed.append(table)
+    return changed
+
+
+if __name__ == "__main__":
+    for changed_path in sync_badges(Path(__file__).resolve().parent.parent):
+        print(f"updated {changed_path}")

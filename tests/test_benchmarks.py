@@ -1,0 +1,46 @@
+"""The benchmark suite's smoke run and the GPU script's CPU dry run."""
+
+import json
+
+import pytest
+
+from benchmarks import gpu_mistral_random, run
+from benchmarks.generation import paper_prompt
+
+pytestmark = pytest.mark.model
+
+
+def test_paper_prompt_has_twenty_integer_pairs():
+    prompt = paper_prompt()
+    assert prompt.count("input:") == 20 and ".0" not in prompt
+
+
+def test_quick_suite_writes_its_json_report_and_plot(tmp_path):
+    assert run.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "latest.json").read_text())
+    methods = results["generation"]["methods"]
+    assert set(methods) == {"a: one call per proposal", "b: num_return_sequences",
+                            "c: shared prefill"}
+    assert all(m["seconds_per_step"] > 0 for m in methods.values())
+    c = methods["c: shared prefill"]["seconds_per_step"]
+    assert results["generation"]["a_over_c"] == pytest.approx(
+        methods["a: one call per proposal"]["seconds_per_step"] / c)
+    assert 0 <= results["outside"]["outside_share"] < 1
+    assert {r["method"] for r in results["efficiency"]} == {
+        "LLM", "random search", "hill climbing", "gradient descent"}
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert results["machine"]["torch"] in report and "(a)/(c) =" in report
+    assert (tmp_path / "images" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quick_needs_an_output_folder():
+    with pytest.raises(SystemExit):
+        run.main(["--quick"])
+
+
+def test_gpu_script_dry_run_on_a_tiny_mistral(tmp_path):
+    out = tmp_path / "gpu.json"
+    assert gpu_mistral_random.main(["--dry-run", "--repeats", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["layers"] == 2 and results["quantized"] is False
+    assert results["methods"]["c: shared prefill"]["tokens_per_proposal"] > 0

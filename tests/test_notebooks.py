@@ -1,0 +1,66 @@
+"""Every notebook: committed clean, badged, and run top to bottom in a fresh kernel."""
+
+import json
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from llm_optimizer.notebook import INSTALL, LESSONS, badge, badge_table, sync_badges
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_is_listed_with_a_lesson():
+    assert [p.name for p in NOTEBOOKS] == list(LESSONS)
+
+
+def test_colab_badges_are_in_step_with_the_notebooks(tmp_path):
+    assert (ROOT / "colab_badge.md").read_text() == badge_table()
+    for path in NOTEBOOKS:
+        assert f"/blob/main/notebooks/{path.name})" in badge(path.name)
+        assert f"(notebooks/{path.name})" in badge_table()
+    copy = tmp_path / "repo"
+    (copy / "notebooks").mkdir(parents=True)
+    for path in NOTEBOOKS:
+        (copy / "notebooks" / path.name).write_text(path.read_text())
+    (copy / "colab_badge.md").write_text((ROOT / "colab_badge.md").read_text())
+    assert sync_badges(copy) == []  # nothing to rewrite: badges and install lines agree
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_clean_and_opens_with_its_badge(path):
+    book = json.loads(path.read_text())
+    assert "widgets" not in book["metadata"]
+    assert book["metadata"]["accelerator"] == "GPU"
+    assert book["metadata"]["colab"]["gpuType"] == "T4"
+    cells = book["cells"]
+    assert "".join(cells[0]["source"]) == badge(path.name)
+    assert "".join(cells[1]["source"]).startswith("# ")  # title and goals next
+    assert "Exercises" in "".join(cells[-1]["source"])
+    setup = "".join(cells[2]["source"])
+    assert INSTALL in setup and "setup()" in setup and '"google.colab" in sys.modules' in setup
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+            assert len("".join(cell["source"]).splitlines()) <= 15, cell["source"]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom_in_quick_mode(path, monkeypatch):
+    monkeypatch.setenv("LLM_OPTIMIZER_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    book = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(book, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    print(f"{path.name}: {time.perf_counter() - started:.1f} s")
+    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no plot was drawn"
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "quick mode: on" in text.replace("   ", "").replace("  ", " ")
