@@ -28,6 +28,7 @@ LESSONS = {
     "04_experiments.ipynb": "measurements: temperature as a step size, the LLM against random "
     "search, hill climbing and gradient descent, and the paper's set-up",
 }
+README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 PACKAGES = ["torch", "transformers", "numpy", "pandas", "matplotlib", "ipywidgets",
             "llm-optimizer"]
 
@@ -96,8 +97,32 @@ def _install_line(line: str) -> str:
     return indent + INSTALL + ("\n" if line.endswith("\n") else "")
 
 
+def readme_section() -> str:
+    """The notebooks table and picture that README.md holds between its markers."""
+    rows = "\n".join(f"| {i}. [{name[3:-6].replace('_', ' ')}](notebooks/{name}) | "
+                     f"{badge(name)} | {lesson} |" for i, (name, lesson) in
+                     enumerate(LESSONS.items(), start=1))
+    return f"""{README_START}
+## The notebooks
+
+| lecture | open | what it teaches |
+|---|---|---|
+{rows}
+
+The same links, one per line, are in [colab_badge.md](colab_badge.md).
+
+![An optimization run](docs/images/demo_run.png)
+
+*One offline run of `make demo`: SmolLM2-135M-Instruct (the bundled model, on a CPU),
+the article's data, 30 steps of 8 proposals at temperature 0.8. Left, the best line found
+against the least-squares line; middle, the loss of every proposal (log scale); right, the
+proposals on the loss landscape.*
+{README_END}"""
+
+
 def sync_badges(root: Path) -> list[Path]:
-    """Rewrite each notebook's badge cell and install line, and colab_badge.md."""
+    """Rewrite each notebook's badge cell and install line, colab_badge.md and the
+    notebooks section of README.md."""
     changed = []
     for name in LESSONS:
         path = root / "notebooks" / name
@@ -117,6 +142,12 @@ def sync_badges(root: Path) -> list[Path]:
     if not table.exists() or table.read_text() != badge_table():
         table.write_text(badge_table())
         changed.append(table)
+    readme = root / "README.md"
+    text = readme.read_text()
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    if text[start:end] != readme_section():
+        readme.write_text(text[:start] + readme_section() + text[end:])
+        changed.append(readme)
     return changed
 
 

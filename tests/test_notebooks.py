@@ -27,8 +27,9 @@ def test_colab_badges_are_in_step_with_the_notebooks(tmp_path):
     (copy / "notebooks").mkdir(parents=True)
     for path in NOTEBOOKS:
         (copy / "notebooks" / path.name).write_text(path.read_text())
-    (copy / "colab_badge.md").write_text((ROOT / "colab_badge.md").read_text())
-    assert sync_badges(copy) == []  # nothing to rewrite: badges and install lines agree
+    for name in ("colab_badge.md", "README.md"):
+        (copy / name).write_text((ROOT / name).read_text())
+    assert sync_badges(copy) == []  # nothing to rewrite: badges, links and README agree
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
