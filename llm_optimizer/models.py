@@ -202,7 +202,7 @@ def load_from_plan(
             f"Could not load {plan.source!r}: {error}\nA Hugging Face id needs the network "
             f"(or a copy in the local cache). Offline, use model='{SMOLLM2}' or a local path."
         ) from error
-    if plan.device == "cuda" and plan.dtype == "float16":
+    if plan.prequantized and plan.dtype == "float16":
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
     return LLM(model, tokenizer, name=name or plan.source, prompt_style=prompt_style)

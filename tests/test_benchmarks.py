@@ -26,6 +26,7 @@ def test_quick_suite_writes_its_json_report_and_plot(tmp_path):
     assert results["generation"]["a_over_c"] == pytest.approx(
         methods["a: one call per proposal"]["seconds_per_step"] / c)
     assert 0 <= results["outside"]["outside_share"] < 1
+    assert set(results["prompt_styles"]) == {"chat", "completion"}
     assert {r["method"] for r in results["efficiency"]} == {
         "LLM", "random search", "hill climbing", "gradient descent"}
     report = (tmp_path / "benchmarks.md").read_text()
