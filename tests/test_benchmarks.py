@@ -10,14 +10,20 @@ from benchmarks.generation import paper_prompt
 pytestmark = pytest.mark.model
 
 
+@pytest.fixture(scope="module")
+def quick_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert run.main(["--quick", "--out", str(out)]) == 0
+    return out
+
+
 def test_paper_prompt_has_twenty_integer_pairs():
     prompt = paper_prompt()
     assert prompt.count("input:") == 20 and ".0" not in prompt
 
 
-def test_quick_suite_writes_its_json_report_and_plot(tmp_path):
-    assert run.main(["--quick", "--out", str(tmp_path)]) == 0
-    results = json.loads((tmp_path / "latest.json").read_text())
+def test_quick_suite_writes_its_json_report_and_plot(quick_out):
+    results = json.loads((quick_out / "latest.json").read_text())
     methods = results["generation"]["methods"]
     assert set(methods) == {"a: one call per proposal", "b: num_return_sequences",
                             "c: shared prefill"}
@@ -29,9 +35,15 @@ def test_quick_suite_writes_its_json_report_and_plot(tmp_path):
     assert set(results["prompt_styles"]) == {"chat", "completion"}
     assert {r["method"] for r in results["efficiency"]} == {
         "LLM", "random search", "hill climbing", "gradient descent"}
-    report = (tmp_path / "benchmarks.md").read_text()
+    report = (quick_out / "benchmarks.md").read_text()
     assert results["machine"]["torch"] in report and "(a)/(c) =" in report
-    assert (tmp_path / "images" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+    assert (quick_out / "images" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_is_rebuilt_from_saved_json(quick_out, tmp_path):
+    assert run.main(["--from-json", str(quick_out / "latest.json"), "--out", str(tmp_path)]) == 0
+    assert "(b)/(c) =" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "images" / "benchmarks.png").is_file()
 
 
 def test_quick_needs_an_output_folder():
