@@ -275,9 +275,9 @@ class LLM:
         """Sample ``n`` replies to one meta-prompt.
 
         Pure temperature sampling (no top-k or top-p); ``do_sample=False`` picks
-        the most likely token instead. Each reply stops at the end-of-text token
-        or as soon as it holds a complete pair. A ``seed`` makes the replies
-        repeatable.
+        the most likely token instead. Each reply stops at the end-of-text token,
+        as soon as it holds a complete pair, or (completion prompts) at the end
+        of its first line. A ``seed`` makes the replies repeatable.
         """
         n = _checks.at_least("n", n, 1)
         temperature = _checks.positive("temperature", temperature)
@@ -322,6 +322,11 @@ class LLM:
             return True
         tokens.append(token)
         piece = self.tokenizer.decode([token])
-        if any(c in piece for c in "])\n"):
-            return parse_reply(self.tokenizer.decode(tokens, skip_special_tokens=True)) is not None
-        return False
+        if not any(c in piece for c in "])\n"):
+            return False
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if self.prompt_style == "completion" and "\n" in text.lstrip():
+            # A continuation of "w, b =" answers on its line; after a line break the
+            # model is writing the next block of the prompt, not a proposal.
+            return True
+        return parse_reply(text) is not None
