@@ -93,6 +93,7 @@ def compare_methods(llm, prompt: str, *, n: int = 8, max_new_tokens: int = 12,
         "prompt_tokens": int(llm.encode(prompt).shape[1]), "n": n,
         "max_new_tokens": max_new_tokens, "temperature": temperature, "repeats": repeats,
         "methods": rows,
+        "shared_prefix_attention": bool(llm._shares_prefix),  # False: (c) copied the cache
         "a_over_c": rows["a: one call per proposal"]["seconds_per_step"] / c,
         "b_over_c": rows["b: num_return_sequences"]["seconds_per_step"] / c,
     }

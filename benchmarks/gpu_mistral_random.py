@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=2))
     for name, row in results["methods"].items():
         print(f"{name:28s} {row['seconds_per_step']:8.3f} s per step")
-    print(f"a/c = {results['a_over_c']:.2f}x, b/c = {results['b_over_c']:.2f}x; "
+    print(f"shared-prefix attention: {results['shared_prefix_attention']}; "
+          f"a/c = {results['a_over_c']:.2f}x, b/c = {results['b_over_c']:.2f}x; "
           f"peak GPU memory: {results['peak_gpu_memory_gb']} GB; wrote {args.out}")
     return 0
 

@@ -192,8 +192,10 @@ proposals, temperature {g['temperature']}, median of {g['repeats']} interleaved 
 weights in one process. (a) is the blog article's way: one `generate` call per proposal
 with 15 new tokens and no stop; (b) is one `generate(num_return_sequences={g['n']})` call
 with up to {g['max_new_tokens']} new tokens; (c) is `LLM.generate`: one prefill whose
-key/value cache is copied to the {g['n']} samples, each stopped as soon as it holds a
-pair, with up to {g['max_new_tokens']} new tokens.
+keys and values are kept once and read by all {g['n']} samples through a shared-prefix
+attention function (no copies), each sample stopped as soon as it holds a pair, with up
+to {g['max_new_tokens']} new tokens. Shared-prefix attention was
+{'in use' if g['shared_prefix_attention'] else 'NOT in use (the cache was copied)'} in this run.
 
 {gen.to_markdown(floatfmt='.3f')}
 

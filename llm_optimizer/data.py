@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -129,7 +129,3 @@ def make_dataset(
         eps = rng.normal(0.0, noise_, size=n_)
     return Dataset(x=x, y=w_ * x + b_ + eps, w=w_, b=b_, name=preset, setup=setup)
 
-
-def with_setup(dataset: Dataset, **changes: object) -> Dataset:
-    """Return ``dataset`` with some fields of its :class:`Setup` replaced."""
-    return replace(dataset, setup=replace(dataset.setup, **changes))

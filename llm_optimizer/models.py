@@ -1,15 +1,17 @@
 """Load a chat model and sample proposals from it, sharing one prefill per step.
 
 A step asks the model for ``n`` short replies to one long meta-prompt. The
-prompt is run through the model once; its key/value cache is copied to the
-``n`` samples, which are then decoded together and stopped one by one as soon
-as each has written a complete pair.
+prompt is run through the model once and its keys and values are kept once, not
+copied: the ``n`` samples are decoded together by an attention function that
+reads the shared prompt part and each sample's own few tokens, and each sample
+stops as soon as it has written a complete pair.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +239,7 @@ class LLM:
         # transformers renamed `past_key_values` to `cache` (5.24); accept both.
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._shares_prefix: bool | None = None  # found out on the first call
 
     def __repr__(self) -> str:
         return f"LLM({self.name!r}, device={self.device}, prompt_style={self.prompt_style!r})"
@@ -285,8 +288,13 @@ class LLM:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        logits, cache = self._forward(self.encode(prompt), None)
-        cache.batch_repeat_interleave(n)  # one prefill, copied to the n samples
+        ids = self.encode(prompt)
+        logits, cache = self._forward(ids, None)
+        shared = self._can_share(ids.shape[1] + max_new_tokens)
+        if shared:  # keep the prompt once; the samples' own tokens go to a new cache
+            prefix, cache = _SharedPrefix(cache), _empty_cache()
+        else:  # the generic way: copy the prompt's keys and values to every sample
+            cache.batch_repeat_interleave(n)
         logits = logits.expand(n, -1)
         tokens: list[list[int]] = [[] for _ in range(n)]
         active = list(range(n))  # the replies still being written, in cache order
@@ -305,16 +313,51 @@ class LLM:
                 cache.batch_select_indices(keep)
                 next_ids = next_ids[keep]
                 active = [active[k] for k in going]
-            logits, cache = self._forward(next_ids[:, None], cache)
+            if shared:
+                logits, cache = self._forward_shared(next_ids[:, None], cache, prefix,
+                                                     position=ids.shape[1] + step)
+            else:
+                logits, cache = self._forward(next_ids[:, None], cache)
         return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
 
-    def _forward(self, ids: torch.Tensor, cache):
+    def _forward(self, ids: torch.Tensor, cache, **kwargs):
         """Run ``ids`` after what ``cache`` holds; return the last logits and the cache."""
         out = self.model(
-            input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}
+            input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}, **kwargs
         )
         new_cache = out["cache"] if "cache" in out else out["past_key_values"]
         return out.logits[:, -1, :].float(), new_cache
+
+    def _forward_shared(self, ids: torch.Tensor, cache, prefix: _SharedPrefix, *, position: int):
+        """One decoding step of ``len(ids)`` samples that all continue ``prefix``."""
+        with _attention(self.model, SHARED_PREFIX_ATTENTION):
+            return self._forward(ids, cache, shared_prefix=prefix,
+                                 position_ids=torch.full((1, 1), position, device=self.device))
+
+    @torch.inference_mode()
+    def _can_share(self, length: int) -> bool:
+        """Whether shared-prefix attention serves this model (checked once, on a tiny input).
+
+        The check runs two tokens after a one-token prompt both ways and compares
+        the logits; a model whose attention layers do not take the function (or
+        a sliding window shorter than ``length``) falls back to copying.
+        """
+        window = getattr(self.model.config, "sliding_window", None)
+        if window is not None and length > window:
+            return False
+        if self._shares_prefix is None:
+            ids = torch.tensor([[self.tokenizer.eos_token_id or 0, 0, 1]], device=self.device)
+            _, cache = self._forward(ids[:, :1], None)
+            prefix = _SharedPrefix(cache)
+            shared, _ = self._forward_shared(ids[0, 1:, None], _empty_cache(), prefix, position=1)
+            cache.batch_repeat_interleave(2)
+            copied, _ = self._forward(ids[0, 1:, None], cache)
+            scale = copied.abs().max().clamp(min=1.0)
+            self._shares_prefix = bool(
+                prefix.calls == len(prefix.layers)
+                and torch.allclose(shared, copied, rtol=0.0, atol=1e-2 * float(scale))
+            )
+        return self._shares_prefix
 
     def _finished(self, tokens: list[int], token: int) -> bool:
         """Append ``token`` unless it ends the text; say whether the reply is complete."""
@@ -330,3 +373,78 @@ class LLM:
             # model is writing the next block of the prompt, not a proposal.
             return True
         return parse_reply(text) is not None
+
+
+SHARED_PREFIX_ATTENTION = "llm_optimizer_shared_prefix"
+
+
+class _SharedPrefix:
+    """The prompt's keys and values per layer, held once (batch 1) for all samples."""
+
+    def __init__(self, cache):
+        if hasattr(cache, "layers"):
+            self.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        else:  # transformers before 4.54
+            self.layers = list(zip(cache.key_cache, cache.value_cache, strict=True))
+        self.calls = 0
+
+
+def _empty_cache():
+    from transformers import DynamicCache
+
+    return DynamicCache()
+
+
+@contextmanager
+def _attention(model: torch.nn.Module, name: str):
+    """Run ``model`` with the attention function registered as ``name``."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(name, shared_prefix_attention)
+    before = model.config._attn_implementation
+    model.config._attn_implementation = name
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = before
+
+
+def shared_prefix_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    shared_prefix: _SharedPrefix | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention of ``n`` samples, one new token each, over a prompt they share.
+
+    ``query`` is (n, heads, 1, dim); ``key`` and ``value`` hold only each sample's
+    own tokens so far, (n, kv_heads, s, dim). The prompt's keys and values,
+    (1, kv_heads, P, dim), are read once for all samples instead of n times, and
+    one softmax runs over the prompt part and the own part together, so the
+    result equals ordinary attention over the prompt followed by the own tokens.
+    Every sample has the same length, so no mask is needed.
+    """
+    if shared_prefix is None or query.shape[2] != 1:
+        raise ValueError("shared_prefix_attention decodes one token per sample after "
+                         "a shared prompt; pass shared_prefix= and one token per sample")
+    prompt_keys, prompt_values = shared_prefix.layers[module.layer_idx]
+    shared_prefix.calls += 1
+    n, heads, _, dim = query.shape
+    kv_heads, length = prompt_keys.shape[1], prompt_keys.shape[2]
+    group = heads // kv_heads  # query heads per key/value head
+    q = query.reshape(n, kv_heads, group, dim)
+    # (kv_heads, n * group, dim) @ (kv_heads, dim, P): one pass over the prompt for all samples
+    rows = q.transpose(0, 1).reshape(kv_heads, n * group, dim)
+    to_prompt = (rows @ prompt_keys[0].transpose(1, 2)).view(kv_heads, n, group, length)
+    to_own = q @ key.transpose(2, 3)  # (n, kv_heads, group, s)
+    scores = torch.cat([to_prompt.transpose(0, 1), to_own], dim=-1).float() * scaling
+    weights = scores.softmax(dim=-1).to(value.dtype)
+    from_prompt = weights[..., :length].transpose(0, 1).reshape(kv_heads, n * group, length)
+    out = (from_prompt @ prompt_values[0]).view(kv_heads, n, group, dim).transpose(0, 1)
+    out = out + weights[..., length:] @ value
+    return out.reshape(n, heads, 1, dim).transpose(1, 2), None

@@ -56,4 +56,5 @@ def test_gpu_script_dry_run_on_a_tiny_mistral(tmp_path):
     assert gpu_mistral_random.main(["--dry-run", "--repeats", "1", "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["layers"] == 2 and results["quantized"] is False
+    assert results["shared_prefix_attention"] is True
     assert results["methods"]["c: shared prefill"]["tokens_per_proposal"] > 0

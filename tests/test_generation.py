@@ -1,10 +1,13 @@
 """Shared-prefill sampling gives what ordinary sampling gives, only faster."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from llm_optimizer import build_meta_prompt, load_model, make_dataset, sse
+from llm_optimizer.models import _SharedPrefix, shared_prefix_attention
 
 pytestmark = pytest.mark.model
 
@@ -36,6 +39,70 @@ def test_greedy_equals_plain_generate_on_a_mistral_architecture(tiny_model_dir):
     prompt = "Propose a pair [w, b]."
     assert _plain_greedy(llm, prompt, 12).startswith(llm.generate(prompt, n=2, max_new_tokens=12,
                                                                   do_sample=False)[0])
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "own"), [(9, 3, 1), (4, 4, 5), (8, 2, 3)])
+def test_shared_prefix_attention_equals_attention_over_copies(heads, kv_heads, own):
+    torch.manual_seed(0)
+    n, length, dim = 5, 37, 16
+    prompt_k, prompt_v = torch.randn(2, 1, kv_heads, length, dim).unbind(0)
+    own_k, own_v = torch.randn(2, n, kv_heads, own, dim).unbind(0)
+    query = torch.randn(n, heads, 1, dim)
+    prefix = SimpleNamespace(layers=[(prompt_k, prompt_v)], calls=0)
+    ours, _ = shared_prefix_attention(SimpleNamespace(layer_idx=0), query, own_k, own_v, None,
+                                      scaling=dim ** -0.5, shared_prefix=prefix)
+    # Ordinary attention: every sample gets its own copy of the prompt's keys and values.
+    keys = torch.cat([prompt_k.expand(n, -1, -1, -1), own_k], dim=2)
+    values = torch.cat([prompt_v.expand(n, -1, -1, -1), own_v], dim=2)
+    group = heads // kv_heads
+    plain = torch.nn.functional.scaled_dot_product_attention(
+        query, keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1))
+    assert ours.shape == (n, 1, heads, dim) and prefix.calls == 1
+    torch.testing.assert_close(ours, plain.transpose(1, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_shared_prefix_attention_refuses_a_prompt_pass():
+    three_tokens = torch.zeros(1, 2, 3, 4)
+    prefix = _SharedPrefix(SimpleNamespace(layers=[]))
+    with pytest.raises(ValueError, match="one token per sample"):
+        shared_prefix_attention(SimpleNamespace(layer_idx=0), three_tokens, three_tokens,
+                                three_tokens, None, scaling=0.5, shared_prefix=prefix)
+
+
+def _both_ways(llm, **kwargs) -> tuple[list[str], list[str]]:
+    """Replies with the prompt's cache shared, then with it copied to every sample."""
+    assert llm._can_share(1)  # the check found that this model takes the shared attention
+    shared = llm.generate(**kwargs)
+    llm._shares_prefix = False
+    try:
+        copied = llm.generate(**kwargs)
+    finally:
+        llm._shares_prefix = True
+    return shared, copied
+
+
+def test_sharing_the_prompt_cache_changes_no_reply(smollm2, paper_prompt):
+    shared, copied = _both_ways(smollm2, prompt=paper_prompt, n=8, max_new_tokens=12, seed=3)
+    assert shared == copied
+    shared, copied = _both_ways(smollm2, prompt=paper_prompt, n=2, max_new_tokens=16,
+                                do_sample=False)
+    assert shared == copied
+
+
+def test_both_architectures_share_the_prompt_cache(tiny_model_dir):
+    llm = load_model(str(tiny_model_dir))
+    shared, copied = _both_ways(llm, prompt="Propose a pair [w, b].", n=4, max_new_tokens=8,
+                                seed=0)
+    assert shared == copied
+
+
+def test_a_sliding_window_shorter_than_the_text_falls_back_to_copies(tiny_model_dir):
+    llm = load_model(str(tiny_model_dir))
+    llm.model.config.sliding_window = 8
+    assert not llm._can_share(9)
+    prompt = "Propose a pair [w, b]."
+    assert _plain_greedy(llm, prompt, 6).startswith(
+        llm.generate(prompt, n=2, max_new_tokens=6, do_sample=False)[0])
 
 
 def test_a_seed_repeats_the_replies_exactly(smollm2, paper_prompt):
