@@ -330,7 +330,7 @@ class LLM:
 
     def _forward_shared(self, ids: torch.Tensor, cache, prefix: _SharedPrefix, *, position: int):
         """One decoding step of ``len(ids)`` samples that all continue ``prefix``."""
-        with _attention(self.model, SHARED_PREFIX_ATTENTION):
+        with _shared_prefix_attention_on(self.model):
             return self._forward(ids, cache, shared_prefix=prefix,
                                  position_ids=torch.full((1, 1), position, device=self.device))
 
@@ -396,13 +396,13 @@ def _empty_cache():
 
 
 @contextmanager
-def _attention(model: torch.nn.Module, name: str):
-    """Run ``model`` with the attention function registered as ``name``."""
+def _shared_prefix_attention_on(model: torch.nn.Module):
+    """Run ``model`` with :func:`shared_prefix_attention` in its attention layers."""
     from transformers import AttentionInterface
 
-    AttentionInterface.register(name, shared_prefix_attention)
+    AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
     before = model.config._attn_implementation
-    model.config._attn_implementation = name
+    model.config._attn_implementation = SHARED_PREFIX_ATTENTION
     try:
         yield
     finally:
