@@ -1,0 +1,29 @@
+"""What every model backend offers the optimization loop: one small protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+PROMPT_STYLES = ("chat", "completion")
+# A completion-style prompt ends in this cue, as in the blog article; the model
+# continues it with a pair.
+COMPLETION_CUE = "\n\nw, b ="
+
+
+@runtime_checkable
+class Proposer(Protocol):
+    """A model that proposes ``(w, b)`` pairs: what ``optimize``, the CLI and the panel use.
+
+    ``name`` is shown in plots and saved in a run's settings; ``reply_tokens`` is
+    the default reply length for its prompt style.
+    """
+
+    name: str
+    reply_tokens: int
+
+    def generate(
+        self, prompt: str, *, n: int = 1, temperature: float = 1.0,
+        max_new_tokens: int = 24, seed: int | None = None,
+    ) -> list[str]:
+        """Sample ``n`` replies to one meta-prompt."""
+        ...

