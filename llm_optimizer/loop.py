@@ -278,10 +278,20 @@ def optimize(
             prompt = build_meta_prompt(
                 run.scored, max_pairs=settings["max_pairs"], decimals=settings["decimals"]
             )
-            replies = model.generate(
-                prompt, n=settings["proposals_per_step"], temperature=settings["temperature"],
-                max_new_tokens=settings["max_new_tokens"], seed=_step_seed(settings["seed"], step),
-            )
+            try:
+                replies = model.generate(
+                    prompt, n=settings["proposals_per_step"],
+                    temperature=settings["temperature"],
+                    max_new_tokens=settings["max_new_tokens"],
+                    seed=_step_seed(settings["seed"], step),
+                )
+            except Exception as error:  # the run so far is kept; the reason says what failed
+                run.stop_reason = f"model error: {type(error).__name__}: {error}"
+                break
+            problem = _reply_problem(replies, settings["proposals_per_step"])
+            if problem:
+                run.stop_reason = f"model error: {problem}"
+                break
             record = {
                 "step": step, "prompt": prompt,
                 "proposals": [_score(dataset, loss_fn, r, settings["decimals"]) for r in replies],
@@ -309,6 +319,18 @@ def optimize(
         if out is not None:
             run._write_summary(out)
     return run
+
+
+def _reply_problem(replies: object, n: int) -> str | None:
+    """What is wrong with a ``generate`` result, or None if it is a list of ``n`` strings."""
+    if not isinstance(replies, list | tuple):
+        return f"generate returned {type(replies).__name__}, expected a list of {n} strings"
+    if len(replies) != n:
+        return f"generate returned {len(replies)} replies, expected {n}"
+    kinds = {type(r).__name__ for r in replies if not isinstance(r, str)}
+    if kinds:
+        return f"generate returned {', '.join(sorted(kinds))} among its replies, expected strings"
+    return None
 
 
 def _append(run: Run, record: dict[str, Any], out: Path | None) -> None:

@@ -162,3 +162,40 @@ def test_at_optimum_uses_printed_precision():
     rule = AtOptimum(15, 14, decimals=0)
     run = optimize(data, Scripted(["[15.4, 13.6]"]), steps=1, proposals_per_step=1, stop=[rule])
     assert run.stop_reason == "optimum reached"
+
+
+class Broken:
+    """A model whose generate fails on its second call, or returns something other than
+    a list of n strings."""
+
+    name = "broken"
+
+    def __init__(self, result):
+        self.result, self.calls = result, 0
+
+    def generate(self, prompt, *, n, temperature, max_new_tokens, seed=None):
+        self.calls += 1
+        if self.calls == 1:
+            return ["[1, 2]"] * n
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (ConnectionError("server went away"), "model error: ConnectionError: server went away"),
+        (None, "model error: generate returned NoneType, expected a list of 2 strings"),
+        ("[1, 2]", "model error: generate returned str, expected a list of 2 strings"),
+        (["[1, 2]"], "model error: generate returned 1 replies, expected 2"),
+        ([b"[1, 2]", "[1, 2]"], "model error: generate returned bytes among its replies"),
+    ],
+)
+def test_a_failing_or_malformed_model_ends_the_run_and_keeps_it(article, tmp_path, result,
+                                                                 reason):
+    run = optimize(article, Broken(result), steps=5, proposals_per_step=2, stop=[],
+                   out_dir=tmp_path)
+    assert run.stop_reason.startswith(reason) and run.steps_done == 1
+    saved = Run.load(tmp_path)
+    assert saved.stop_reason == run.stop_reason and saved.history.equals(run.history)
