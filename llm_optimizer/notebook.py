@@ -17,7 +17,10 @@ REPO = "llm-optimizer/llm-optimizer"
 BRANCH = "main"
 QUICK_ENV = "LLM_OPTIMIZER_QUICK"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-INSTALL = f'%pip install -q "llm-optimizer @ git+https://github.com/{REPO}"'
+# The gpu extra brings bitsandbytes, which Colab does not preinstall and which must be in
+# place before transformers is imported; every other dependency's floor is at or below
+# Colab's preinstalled version, so the install changes none of them (no restart).
+INSTALL = f'%pip install -q "llm-optimizer[gpu] @ git+https://github.com/{REPO}"'
 LESSONS = {
     "01_linear_regression.ipynb": "the task: a line through noisy points, the mean squared "
     "error, its landscape, the exact answer, and the article's sign bug",
@@ -29,8 +32,8 @@ LESSONS = {
     "search, hill climbing and gradient descent, and the paper's set-up",
 }
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
-PACKAGES = ["torch", "transformers", "numpy", "pandas", "matplotlib", "ipywidgets",
-            "llm-optimizer"]
+PACKAGES = ["torch", "transformers", "bitsandbytes", "numpy", "pandas", "matplotlib",
+            "ipywidgets", "llm-optimizer"]
 
 
 def quick() -> bool:
@@ -65,8 +68,9 @@ def setup() -> dict[str, str]:
     for key, value in info.items():
         print(f"{key:>13}: {value}")
     if on_colab() and not torch.cuda.is_available():
-        print("\nNo GPU in this Colab runtime: the small bundled model will be used. For "
-              "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then run all cells again.")
+        from .models.loading import NO_GPU_ON_COLAB
+
+        print("\n" + NO_GPU_ON_COLAB)
     return info
 
 
@@ -91,7 +95,7 @@ def badge_table() -> str:
 
 def _install_line(line: str) -> str:
     """``line`` with its package URL pointed at ``REPO``, if it installs this package."""
-    if '%pip install -q "llm-optimizer @' not in line:
+    if '%pip install -q "llm-optimizer' not in line:
         return line
     indent = line[: len(line) - len(line.lstrip())]
     return indent + INSTALL + ("\n" if line.endswith("\n") else "")
