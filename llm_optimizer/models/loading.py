@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from .. import _checks
-from ..notebook import on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
 
@@ -210,6 +209,8 @@ def load_model(
     plan = plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
                      quantize=quantize, trust_remote_code=trust_remote_code)
     if name == "auto" and plan.device == "cpu":
+        from ..notebook import on_colab
+
         if cuda:
             warnings.warn(f"Using the small bundled model on the CPU: "
                           f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
