@@ -1,14 +1,27 @@
-"""A live panel for the optimization loop: sliders, run and stop buttons, a picture.
+"""A live panel for the optimization loop: sliders, a seed, Run and Stop, a status line, a picture.
 
-The logic lives in :class:`PanelController` (plain Python, testable without a
-browser); :func:`optimizer_panel` only wires ipywidgets to it.
+Why the panel is built this way. A notebook front end shows widget updates that the
+kernel sends while it handles a message from that front end; Colab shows nothing else:
+updates sent from a background thread, or while the kernel is idle, never reach the page
+there (googlecolab/colabtools#3373). And while the kernel's main thread is busy, it reads
+no messages, so a Stop click waits until it is free. So the panel runs **one optimization
+step per message**: the Run click runs step 1; at the end of every step the kernel bumps a
+hidden counter, ``tick``, and a link that lives in the page (``jsdlink``) copies it to a
+second hidden counter, ``tock``, which the page sends back; that message runs the next
+step. Every update is sent from the kernel's main thread while it handles a front-end
+message, and a Stop click, queued behind the step in progress, is read before the next
+one. Only core ipywidgets parts are used, so it works with ipywidgets 7.7 (Colab) and 8.
+
+The logic lives in :class:`PanelController` (plain Python, testable without a page);
+:func:`optimizer_panel` wires the widgets to it.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import threading
-from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -16,63 +29,124 @@ from . import _checks
 from .data import Dataset
 from .loop import Run, optimize
 
+MAX_SEED = 2**31 - 1
+
 
 class PanelController:
-    """Runs ``optimize`` in a background thread so that a notebook stays responsive.
+    """A run that advances one step per call to :meth:`advance`.
 
-    ``on_update(run)`` is called after every step with the run so far; ``stop()``
-    ends the run after the step in progress and keeps everything evaluated.
+    :meth:`start` checks the settings and claims the controller (atomically: a second
+    start while a run is going returns False and changes nothing); :meth:`advance` runs
+    the next step and says whether there is another; :meth:`stop` ends the run after the
+    step in progress, keeping everything evaluated. ``options`` go to ``optimize``.
     """
 
-    def __init__(self, dataset: Dataset, model, *,
-                 on_update: Callable[[Run], None] | None = None, **options):
+    def __init__(self, dataset: Dataset, model, **options: Any):
         self.dataset, self.model, self.options = dataset, model, options
-        self.on_update = on_update
         self.run: Run | None = None
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+        self.settings: dict[str, Any] = {}
+        self.stop_requested = False
+        self._lock = threading.Lock()
+        self._running = self._stepping = False
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a run has started and not ended."""
+        return self._running
 
-    def start(self, *, temperature: float, steps: int, proposals_per_step: int) -> None:
-        """Start a new run with these settings (checked here, before the thread starts)."""
-        if self.running:
-            raise RuntimeError("a run is in progress; stop it first")
+    def start(self, *, temperature: float, steps: int, proposals_per_step: int,
+              seed: int = 0) -> bool:
+        """Claim the controller for a new run with these settings; False if one is going.
+
+        Raises ``ValueError`` naming a bad setting (nothing is claimed then).
+        """
         settings = {"temperature": _checks.positive("temperature", temperature),
                     "steps": _checks.at_least("steps", steps, 1),
                     "proposals_per_step": _checks.at_least(
-                        "proposals_per_step", proposals_per_step, 1)}
-        self._stop.clear()
-        self.run, self.error = None, None
-        self._thread = threading.Thread(target=self._work, args=(settings,), daemon=True)
-        self._thread.start()
+                        "proposals_per_step", proposals_per_step, 1),
+                    "seed": _checks.at_least("seed", seed, 0)}
+        with self._lock:
+            if self._running:
+                return False
+            self._running = True
+        self.settings, self.run, self.error, self.stop_requested = settings, None, None, False
+        return True
 
-    def _work(self, settings: dict) -> None:
+    def advance(self) -> bool:
+        """Run the next step; return True if the run goes on after it.
+
+        A stop rule, the step limit, a Stop request, a model error or an exception
+        ends the run; an exception is kept in ``error``, not raised.
+        """
+        if not self._running:
+            return False
+        self._stepping = True
         try:
-            self.run = optimize(self.dataset, self.model, **settings, **self.options,
-                                on_step=self._step)
-            if self.on_update is not None:
-                self.on_update(self.run)
-        except Exception as error:  # shown in the panel; a thread has no one to raise to
-            self.error = error
-
-    def _step(self, run: Run) -> bool:
-        self.run = run
-        if self.on_update is not None:
-            self.on_update(run)
-        return self._stop.is_set()
+            if self.run is None:
+                settings = {k: v for k, v in self.settings.items() if k != "steps"}
+                self.run = optimize(self.dataset, self.model, steps=1, **settings,
+                                    **self.options)
+            else:
+                self.run = optimize(self.dataset, self.model, steps=self.run.steps_done + 1,
+                                    resume=self.run)
+        except Exception as error:  # shown in the panel's status line, not lost in a log
+            self.error = f"{type(error).__name__}: {error}"
+            return self._end(None)
+        finally:
+            self._stepping = False
+        reason = self.run.stop_reason
+        if reason.startswith("model error"):
+            self.error = reason
+            return self._end(reason)
+        if reason != "step limit":
+            return self._end(reason)
+        if self.run.steps_done >= self.settings["steps"]:
+            return self._end("step limit")
+        if self.stop_requested:
+            return self._end("stopped")
+        return True
 
     def stop(self) -> None:
-        """Ask the run to end after the step in progress."""
-        self._stop.set()
+        """End the run: at once between steps, else after the step in progress."""
+        if self._stepping:
+            self.stop_requested = True
+        elif self._running:
+            self._end("stopped")
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the run to end."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _end(self, reason: str | None) -> bool:
+        if self.run is not None and reason is not None:
+            self.run.stop_reason = reason
+        self._running = False
+        return False
+
+    def status(self) -> str:
+        """One line for the panel: what is happening or how the run ended."""
+        if self.error is not None:
+            return f"error: {self.error}"
+        if self.run is None:
+            return "starting..." if self._running else "Set the sliders and press Run."
+        run, total = self.run, self.settings["steps"]
+        scored = run.scored
+        if len(scored):
+            best = run.best
+            result = f"best loss {best.loss:.4g} at w = {best.w:g}, b = {best.b:g}"
+        else:
+            result = "no proposal scored yet"
+        replies = int((run.history["step"] > 0).sum())
+        parsed = f"{replies - run.n_failed} of {replies} replies parsed"
+        seed = f"seed {self.settings['seed']}"
+        if self._running:
+            head = f"step {run.steps_done} of {total}"
+            if self.stop_requested:
+                head += ", stopping after this step"
+        elif run.stop_reason == "stopped":
+            head = f"stopped after step {run.steps_done} of {total}"
+        elif run.stop_reason == "step limit":
+            head = f"finished: {total} steps done"
+        else:
+            head = f"finished after step {run.steps_done}: {run.stop_reason}"
+        return " · ".join([head, result, parsed, seed])
 
 
 def render_png(run: Run, dataset: Dataset) -> bytes:
@@ -88,50 +162,82 @@ def render_png(run: Run, dataset: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def optimizer_panel(dataset: Dataset, model, **options):
-    """Sliders for temperature, iterations and proposals per step, run and stop
+def optimizer_panel(dataset: Dataset, model, **options: Any):
+    """Sliders for temperature, iterations and proposals per step, a seed, Run and Stop
     buttons, a status line and a picture that updates after every step.
 
-    Returns the ipywidgets box; its ``controller`` attribute is the
-    :class:`PanelController` behind it.
+    ``options`` go to ``optimize`` (``init``, ``stop``, ``max_pairs``, ...). After each
+    run the seed moves on by one, so Run again samples anew; set it to repeat a run.
+    Returns the ipywidgets box; ``panel.controller`` is the :class:`PanelController`
+    behind it and ``panel.controls`` its widgets by name.
     """
     import ipywidgets as w
 
-    temperature = w.FloatSlider(value=dataset.setup.temperature, min=0.1, max=2.0, step=0.1,
-                                description="temperature")
-    steps = w.IntSlider(value=10, min=1, max=100, description="iterations")
-    proposals = w.IntSlider(value=8, min=1, max=16, description="proposals/step")
+    readable = {"description_width": "initial"}
+    wide = w.Layout(width="330px")
+    temperature = w.FloatSlider(value=options.pop("temperature", dataset.setup.temperature),
+                                min=0.1, max=2.0, step=0.1, description="temperature",
+                                style=readable, layout=wide)
+    steps = w.IntSlider(value=options.pop("steps", 10), min=1, max=100,
+                        description="iterations", style=readable, layout=wide)
+    proposals = w.IntSlider(value=options.pop("proposals_per_step", 8), min=1, max=16,
+                            description="proposals per step", style=readable, layout=wide)
+    seed = w.BoundedIntText(value=options.pop("seed", 0), min=0, max=MAX_SEED,
+                            description="seed", style=readable, layout=w.Layout(width="160px"))
     run_button = w.Button(description="Run", button_style="success", icon="play")
     stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
                            disabled=True)
     status = w.HTML("Set the sliders and press Run.")
-    picture = w.Image(format="png")
+    picture = w.Image(format="png", layout=w.Layout(display="none"))  # shown once drawn
+    hidden = w.Layout(display="none")
+    tick, tock = w.IntText(0, layout=hidden), w.IntText(0, layout=hidden)
+    w.jsdlink((tick, "value"), (tock, "value"))  # the page echoes each tick as a tock
+    controller = PanelController(dataset, model, **options)
 
-    def update(run: Run) -> None:
-        picture.value = render_png(run, dataset)
-        status.value = run.summary()
+    def show() -> None:
+        if controller.run is not None and controller.run.records[1:]:
+            picture.value = render_png(controller.run, dataset)
+            picture.layout.display = None
+        running = controller.running
+        run_button.disabled, stop_button.disabled = running, not running
+        if not running and controller.run is not None:  # the next run samples anew
+            seed.value = min(controller.settings["seed"] + 1, MAX_SEED)
+        status.value = html.escape(controller.status())  # last: the step's news is all out
 
-    controller = PanelController(dataset, model, on_update=update, **options)
+    def step() -> None:
+        going = controller.advance()
+        show()
+        if going:
+            tick.value += 1  # the page answers with a tock: the next step
 
     def on_run(_button) -> None:
-        run_button.disabled, stop_button.disabled = True, False
-        status.value = "running..."
-        controller.start(temperature=temperature.value, steps=steps.value,
-                         proposals_per_step=proposals.value)
-        threading.Thread(target=finish, daemon=True).start()
+        try:
+            claimed = controller.start(temperature=temperature.value, steps=steps.value,
+                                       proposals_per_step=proposals.value, seed=seed.value)
+        except ValueError as error:
+            status.value = html.escape(f"error: {error}")
+            return
+        if claimed:  # a click while a run is going changes nothing
+            status.value = "starting..."
+            run_button.disabled, stop_button.disabled = True, False
+            step()
 
-    def finish() -> None:
-        controller.join()
-        if controller.error is not None:
-            status.value = f"error: {controller.error}"
-        run_button.disabled, stop_button.disabled = False, True
+    def on_stop(_button) -> None:
+        if controller.running:  # a click is read between steps: the run ends here
+            controller.stop()
+            show()
+
+    def on_tock(change) -> None:
+        if controller.running and change["new"] == tick.value:
+            step()
 
     run_button.on_click(on_run)
-    stop_button.on_click(lambda _button: controller.stop())
-    panel = w.VBox([w.HBox([temperature, steps, proposals]), w.HBox([run_button, stop_button]),
-                    status, picture])
+    stop_button.on_click(on_stop)
+    tock.observe(on_tock, names="value")
+    panel = w.VBox([w.HBox([temperature, steps]), w.HBox([proposals, seed]),
+                    w.HBox([run_button, stop_button]), status, picture, tick, tock])
     panel.controller = controller
     panel.controls = {"temperature": temperature, "steps": steps, "proposals": proposals,
-                      "run": run_button, "stop": stop_button, "status": status,
-                      "picture": picture}
+                      "seed": seed, "run": run_button, "stop": stop_button, "status": status,
+                      "picture": picture, "tick": tick, "tock": tock}
     return panel
