@@ -1,6 +1,11 @@
-"""Shared fixtures. The real bundled model is loaded once per test session."""
+"""Shared fixtures. The real bundled model is loaded once per test session; the Colab
+emulation is built once per session (and kept between sessions in .colab-venv)."""
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -41,3 +46,33 @@ def tiny_model_dir(request, smollm2, tmp_path_factory):
     model.save_pretrained(path)
     smollm2.tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def colab(tmp_path_factory):
+    """The Colab emulation (tests/colab_emulation.py) after the notebooks' set-up lines ran.
+
+    The environment is kept in .colab-venv between sessions and rebuilt when Colab's
+    package list, the emulation or the project's dependencies change; the set-up lines
+    run anew every session, on a runtime from which this package has been removed.
+    """
+    import colab_emulation as emulation
+
+    venv = emulation.ROOT / ".colab-venv"
+    notebooks = sorted((emulation.ROOT / "notebooks").glob("*.ipynb"))
+    key = hashlib.sha256(b"".join(p.read_bytes() for p in (
+        emulation.FREEZE, Path(emulation.__file__), emulation.ROOT / "pyproject.toml"))).hexdigest()
+    key += repr(emulation.unique_setup_commands(notebooks))
+    stamp = venv / "built-for"
+    python = venv / "bin" / "python"
+    if not stamp.is_file() or stamp.read_text() != key:
+        emulation.build(venv, notebooks)
+        stamp.write_text(key)
+    emulation.pip(python, "uninstall", "-y", "-q", "llm-optimizer")
+    commands = emulation.unique_setup_commands(notebooks)
+    for command in commands:
+        emulation.pip(python, *command)
+    kernels = tmp_path_factory.mktemp("colab-kernels")
+    return SimpleNamespace(python=python, commands=commands, notebooks=notebooks,
+                           kernel_name=emulation.write_kernelspec(kernels, python),
+                           jupyter_path=str(kernels), emulation=emulation)
