@@ -1,10 +1,13 @@
-"""Generation cost of a Mistral-7B-architecture model in 4-bit NF4 on a CUDA GPU.
+"""Generation cost of a Mistral-7B-architecture model in 4-bit NF4 on a CUDA GPU, and the
+notebooks' CUDA path run end to end on it.
 
 No download: the model is built from Mistral-7B's configuration with random weights,
 saved as an fp16 checkpoint, and loaded back through ``llm_optimizer``'s own 4-bit
 path. Random weights never write a pair, so every reply runs to its token limit: this
-times prefill and decoding, not the optimizer. The tokenizer is the bundled SmolLM2's,
-so the vocabulary has 49,152 entries instead of Mistral's 32,000.
+times prefill and decoding, not the optimizer. Then the calls notebook 03 makes on a
+GPU run on the same model: ``optimize``, the live panel's controller and ``plot_run``.
+The tokenizer is the bundled SmolLM2's, so the vocabulary has 49,152 entries instead of
+Mistral's 32,000.
 
     python -m benchmarks.gpu_mistral_random            # on a CUDA machine
     python -m benchmarks.gpu_mistral_random --layers 16  # less RAM and disk (free Colab)
@@ -22,7 +25,10 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
 
+from llm_optimizer import make_dataset, optimize
 from llm_optimizer.models import LoadPlan, bundled_model_path, cuda_dtype, load_from_plan
+from llm_optimizer.plots import plot_run
+from llm_optimizer.widgets import PanelController
 
 from .generation import compare_methods, paper_prompt
 
@@ -50,17 +56,40 @@ def build_checkpoint(path: Path, sizes: dict, dtype: torch.dtype) -> None:
     tokenizer.save_pretrained(path)
 
 
+def notebook_path(llm, steps: int) -> dict:
+    """Run what notebook 03 runs (the loop, the panel's controller, the picture) on ``llm``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    data = make_dataset("article")
+    started = time.perf_counter()
+    run = optimize(data, llm, steps=steps, proposals_per_step=8, stop=[], seed=0)
+    seconds = time.perf_counter() - started
+    controller = PanelController(data, llm, stop=[])
+    controller.start(temperature=0.8, steps=steps, proposals_per_step=8)
+    while controller.advance():
+        pass
+    figure = plot_run(run, data)
+    return {"steps": run.steps_done, "replies": int((run.history["step"] > 0).sum()),
+            "parsed": int(run.history[run.history["step"] > 0]["parsed"].sum()),
+            "seconds_per_step": seconds / max(run.steps_done, 1),
+            "panel_steps": controller.run.steps_done, "panel_status": controller.status(),
+            "plot_axes": len(figure.axes)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true",
                         help="a tiny model of the same architecture on the CPU, unquantized")
     parser.add_argument("--layers", type=int, default=32, help="decoder layers (Mistral-7B: 32)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per method")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="optimization steps of the notebook-path check")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parent / "results" / "gpu.json")
     args = parser.parse_args(argv)
-    if args.layers < 1:
-        parser.error("--layers must be >= 1")
+    if args.layers < 1 or args.steps < 1:
+        parser.error("--layers and --steps must be >= 1")
     cuda = torch.cuda.is_available()
     if not cuda and not args.dry_run:
         parser.error("no CUDA GPU found; use --dry-run to check the path on a CPU")
@@ -81,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         results = compare_methods(llm, paper_prompt(), repeats=args.repeats)
+        results["notebook_path"] = notebook_path(llm, args.steps)
     results.update({
         "model": llm.name, "layers": sizes["num_hidden_layers"], "quantized": plan.quantize_4bit,
         "device": torch.cuda.get_device_name() if cuda and not args.dry_run else "cpu",
@@ -94,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shared-prefix attention: {results['shared_prefix_attention']}; "
           f"a/c = {results['a_over_c']:.2f}x, b/c = {results['b_over_c']:.2f}x; "
           f"peak GPU memory: {results['peak_gpu_memory_gb']} GB; wrote {args.out}")
+    path = results["notebook_path"]
+    print(f"notebook path: optimize {path['steps']} steps ({path['seconds_per_step']:.2f} s "
+          f"per step, {path['parsed']} of {path['replies']} replies parsed), panel "
+          f"{path['panel_steps']} steps, plot with {path['plot_axes']} axes")
     return 0
 
 

@@ -185,7 +185,18 @@ def gpu_result(path: Path) -> str:
             f"n = {r['n']}: (a) {a:.3f} s, (b) {b:.3f} s, (c) {c:.3f} s per step "
             f"(a/c {r['a_over_c']:.2f}×, b/c {r['b_over_c']:.2f}×); shared-prefix attention "
             f"{'in use' if r['shared_prefix_attention'] else 'not in use'}; peak GPU memory "
-            + (f"{memory:.2f} GB." if memory is not None else "not measured (no GPU)."))
+            + (f"{memory:.2f} GB." if memory is not None else "not measured (no GPU).")
+            + notebook_path_result(r.get("notebook_path")))
+
+
+def notebook_path_result(path: dict | None) -> str:
+    """A sentence on the notebook-path check of a GPU run (older runs have none)."""
+    if path is None:
+        return ""
+    return (f" Notebook 03's calls on the same model: `optimize` ran {path['steps']} steps "
+            f"({path['seconds_per_step']:.2f} s per step, {path['parsed']} of "
+            f"{path['replies']} replies parsed: random weights write no pairs), the panel's "
+            f"controller {path['panel_steps']} steps, and `plot_run` drew its picture.")
 
 
 def report(results: dict, eff: pd.DataFrame, sweep: pd.DataFrame) -> str:

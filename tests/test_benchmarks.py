@@ -58,6 +58,9 @@ def test_gpu_script_dry_run_on_a_tiny_mistral(tmp_path):
     assert results["layers"] == 2 and results["quantized"] is False
     assert results["shared_prefix_attention"] is True
     assert results["methods"]["c: shared prefill"]["tokens_per_proposal"] > 0
+    path = results["notebook_path"]  # what notebook 03 runs, on the same model
+    assert path["steps"] == 3 and path["replies"] == 24 and path["panel_steps"] == 3
+    assert path["panel_status"].startswith("finished: 3 steps done") and path["plot_axes"] >= 3
     paragraph = run.gpu_result(out)
     assert f"{results['methods']['c: shared prefill']['seconds_per_step']:.3f} s" in paragraph
     assert "shared-prefix attention in use" in paragraph
