@@ -5,9 +5,16 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
 
 from .data import Dataset
 from .regression import closed_form, mse
+
+
+def line_label(w: float, b: float) -> str:
+    """``y = 3.05x − 0.385``: the line's equation with its sign written properly."""
+    sign = "+" if b >= 0 else "\u2212"
+    return f"y = {w:.3g}x {sign} {abs(b):.3g}"
 
 
 def plot_data(ax, dataset: Dataset, lines: dict[str, tuple[float, float]] | None = None):
@@ -15,7 +22,7 @@ def plot_data(ax, dataset: Dataset, lines: dict[str, tuple[float, float]] | None
     ax.scatter(dataset.x, dataset.y, color="black", s=18, zorder=3, label="data")
     xs = np.linspace(dataset.x.min(), dataset.x.max(), 100)
     for label, (w, b) in (lines or {}).items():
-        ax.plot(xs, w * xs + b, label=f"{label}: y = {w:.3g}x + {b:.3g}")
+        ax.plot(xs, w * xs + b, label=f"{label}: {line_label(w, b)}")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.legend(fontsize="small")
@@ -33,48 +40,77 @@ def landscape(dataset: Dataset, *, extent: tuple[float, float, float, float] | N
     return W, B, loss(W, B, dataset.x, dataset.y)
 
 
-def plot_landscape(ax, dataset: Dataset, *, extent=None, loss=mse, levels: int = 20):
+def plot_landscape(ax, dataset: Dataset, *, extent=None, loss=mse, levels: int = 20,
+                   cmap: str = "viridis", colorbar: bool = True, star: str = "red"):
     """Contours of the (log) loss over (w, b), with the least-squares answer marked."""
     W, B, L = landscape(dataset, extent=extent, loss=loss)
-    contour = ax.contourf(W, B, np.log10(L), levels=levels, cmap="viridis")
-    ax.figure.colorbar(contour, ax=ax, label="log10 loss")
+    contour = ax.contourf(W, B, np.log10(L), levels=levels, cmap=cmap)
+    if colorbar:
+        ax.figure.colorbar(contour, ax=ax, label="log10 loss")
     w, b = closed_form(dataset.x, dataset.y)
-    ax.plot(w, b, marker="*", color="red", markersize=14, linestyle="none", label="least squares")
+    ax.plot(w, b, marker="*", markerfacecolor=star, markeredgecolor="black", markersize=16,
+            linestyle="none", label="least squares", zorder=5)
     ax.set_xlabel("w")
     ax.set_ylabel("b")
     return ax
 
 
 def plot_path(ax, frame: pd.DataFrame, *, label: str = "path", **style):
-    """Draw a sequence of ``(w, b)`` points (a gradient-descent trajectory, say)."""
+    """Draw a sequence of ``(w, b)`` points (a gradient-descent trajectory, say).
+
+    On axes that already show something (a landscape), the view stays as it was: a path
+    that leaves it is cut at the edge, and the title says how many points lie outside.
+    """
+    keep = ax.has_data()
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
     ax.plot(frame["w"], frame["b"], marker=".", label=label, **style)
+    if keep:
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        inside = frame["w"].between(x0, x1) & frame["b"].between(y0, y1)
+        if not inside.all():
+            ax.set_title(f"{int((~inside).sum())} of {len(frame)} points outside this view")
     ax.legend(fontsize="small")
     return ax
 
 
-def plot_proposals(ax, history: pd.DataFrame):
+# Dark purple to orange: no colour of this map is close to the light greys of a
+# landscape drawn with ``LANDSCAPE_GREYS``, so every proposal stays visible.
+STEP_COLOURS = ListedColormap(plt.get_cmap("plasma")(np.linspace(0.0, 0.8, 256)), "steps")
+LANDSCAPE_GREYS = ListedColormap(plt.get_cmap("Greys")(np.linspace(0.0, 0.55, 256)), "greys")
+
+
+def finite_proposals(history: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``history`` that parsed and got a finite loss."""
+    return history[history["parsed"] & np.isfinite(history["loss"].astype(float))]
+
+
+def plot_proposals(ax, history: pd.DataFrame, *, colorbar: bool = True,
+                   title: str = "proposals"):
     """Scatter every scored proposal on the (w, b) plane, coloured by step.
 
     Points outside the axes' current limits are left out of view, not dropped:
     the count is written in the title.
     """
-    ok = history[history["parsed"] & np.isfinite(history["loss"].astype(float))]
+    ok = finite_proposals(history)
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     inside = ok["w"].between(x0, x1) & ok["b"].between(y0, y1)
-    points = ax.scatter(ok["w"], ok["b"], c=ok["step"], cmap="autumn", s=16,
-                        edgecolors="black", linewidths=0.3, zorder=3)
+    points = ax.scatter(ok["w"], ok["b"], c=ok["step"], cmap=STEP_COLOURS, s=18,
+                        edgecolors="black", linewidths=0.3, zorder=3, label="proposals")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.figure.colorbar(points, ax=ax, label="step")
+    if colorbar:
+        ax.figure.colorbar(points, ax=ax, label="step of the proposal")
     outside = int((~inside).sum())
-    ax.set_title(f"proposals ({outside} outside this view)" if outside else "proposals")
+    ax.set_title(f"{title} ({outside} outside this view)" if outside else title)
     return ax
 
 
 def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals"):
     """Loss of every proposal (log scale, outliers included) and the best so far."""
-    ok = history[history["parsed"] & np.isfinite(history["loss"].astype(float))]
+    ok = finite_proposals(history)
     evaluation = np.arange(1, len(ok) + 1)
     loss = ok["loss"].astype(float).clip(lower=1e-12)
     ax.scatter(evaluation, loss, s=10, alpha=0.5, label=label)
@@ -86,16 +122,21 @@ def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals"):
     return ax
 
 
-def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9):
-    """An extent (w0, w1, b0, b1) holding the least-squares answer and the central
-    ``share`` of ``points``, so that a few far outliers do not shrink the picture."""
+def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9,
+            include: pd.DataFrame | None = None):
+    """An extent (w0, w1, b0, b1) holding the least-squares answer, every row of
+    ``include`` (the starts and the best pair, say) and the central ``share`` of
+    ``points``, so that a few far outliers do not shrink the picture."""
     w, b = closed_form(dataset.x, dataset.y)
     tail = (1 - share) / 2
-    ws = np.append(points["w"].quantile([tail, 1 - tail]).to_numpy(), w)
-    bs = np.append(points["b"].quantile([tail, 1 - tail]).to_numpy(), b)
+    ws = [w, *points["w"].quantile([tail, 1 - tail]).dropna()]
+    bs = [b, *points["b"].quantile([tail, 1 - tail]).dropna()]
+    if include is not None:
+        ws += list(include["w"])
+        bs += list(include["b"])
     pad_w = max(1.0, 0.15 * np.ptp(ws))
     pad_b = max(1.0, 0.15 * np.ptp(bs))
-    return (ws.min() - pad_w, ws.max() + pad_w, bs.min() - pad_b, bs.max() + pad_b)
+    return (min(ws) - pad_w, max(ws) + pad_w, min(bs) - pad_b, max(bs) + pad_b)
 
 
 def plot_run(run, dataset: Dataset, *, figure=None):
@@ -106,14 +147,32 @@ def plot_run(run, dataset: Dataset, *, figure=None):
     """
     fig = figure if figure is not None else plt.figure(figsize=(16, 4.5))
     axes = fig.subplots(1, 3)
-    best = run.best
-    plot_data(axes[0], dataset, {"best found": (best.w, best.b),
-                                 "least squares": closed_form(dataset.x, dataset.y)})
-    axes[0].set_title(f"{run.settings['model']}: best loss {best.loss:.3g}")
-    plot_loss(axes[1], run.history)
-    replies = int((run.history["step"] > 0).sum())
+    history = run.history
+    scored = finite_proposals(history)
+    least_squares = closed_form(dataset.x, dataset.y)
+    lines = {"least squares": least_squares}
+    if len(scored):
+        best = scored.loc[scored["loss"].astype(float).idxmin()]
+        lines = {"best found": (best.w, best.b), **lines}
+        axes[0].set_title(f"{run.settings['model']}: best loss {best.loss:.3g}")
+    else:
+        axes[0].set_title(f"{run.settings['model']}: no proposal had a finite loss")
+    plot_data(axes[0], dataset, lines)
+    plot_loss(axes[1], history)
+    replies = int((history["step"] > 0).sum())
     axes[1].set_title(f"{run.n_failed} of {replies} replies had no pair")
-    plot_landscape(axes[2], dataset, extent=view_of(run.scored, dataset))
-    plot_proposals(axes[2], run.history)
+    starts = scored[scored["step"] == 0]
+    marked = pd.concat([starts, scored.nsmallest(1, "loss")])
+    plot_landscape(axes[2], dataset, extent=view_of(scored, dataset, include=marked),
+                   cmap=LANDSCAPE_GREYS, colorbar=False, star="white")
+    plot_proposals(axes[2], history[history["step"] > 0], title="proposals on the loss landscape")
+    ax = axes[2]
+    ax.plot(starts["w"], starts["b"], marker="X", markersize=11, markerfacecolor="limegreen",
+            markeredgecolor="black", linestyle="none", label="start", zorder=6)
+    if len(scored):
+        ax.plot(best.w, best.b, marker="*", markersize=18, markerfacecolor="cyan",
+                markeredgecolor="black", linestyle="none", label="best found", zorder=7)
+    ax.legend(fontsize="small", loc="best", framealpha=0.9)
+    ax.set_xlabel("w (darker grey: higher loss)")
     fig.tight_layout()
     return fig
