@@ -27,6 +27,7 @@ from llm_optimizer.experiments import compare_optimizers, temperature_sweep  # n
 from llm_optimizer.notebook import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
+from .sections import write_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_JSON = ROOT / "benchmarks" / "results" / "gpu.json"
@@ -343,7 +344,7 @@ def write(results: dict, out: Path | None) -> None:
     sweep = pd.DataFrame(results["temperature_sweep"])
     plot(results, sweep, image_path)
     text = report(results, eff, sweep)
-    doc_path.write_text(text)
+    write_main(doc_path, text)
     print(text)
     print(f"wrote {doc_path}, {image_path}")
 
