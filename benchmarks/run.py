@@ -23,7 +23,12 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from llm_optimizer import load_model, make_dataset, optimize  # noqa: E402
-from llm_optimizer.experiments import compare_optimizers, temperature_sweep  # noqa: E402
+from llm_optimizer.experiments import (  # noqa: E402
+    compare_optimizers,
+    ranking,
+    sweep_table,
+    temperature_sweep,
+)
 from llm_optimizer.notebook import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
@@ -100,29 +105,6 @@ def efficiency(llm, budget: int, seeds: int) -> pd.DataFrame:
                                    lr=0.05 if preset == "article" else 5e-4)
         frames.append(frame.assign(preset=preset, target=target))
     return pd.concat(frames, ignore_index=True)
-
-
-def summarize_efficiency(frame: pd.DataFrame) -> pd.DataFrame:
-    grouped = frame.groupby(["preset", "method"], sort=False)
-    return pd.DataFrame({
-        "best loss, median": grouped["best_loss"].median(),
-        "best loss, min": grouped["best_loss"].min(),
-        "best loss, max": grouped["best_loss"].max(),
-        "runs reaching target": grouped["evaluations_to_target"].apply(
-            lambda s: f"{s.notna().sum()}/{len(s)}"),
-        "evaluations to target, median": grouped["evaluations_to_target"].median(),
-    }).reset_index()
-
-
-def summarize_sweep(frame: pd.DataFrame) -> pd.DataFrame:
-    grouped = frame.groupby("temperature")
-    return pd.DataFrame({
-        "runs converged": grouped["converged"].apply(lambda s: f"{s.sum()}/{len(s)}"),
-        "steps to converge, median": grouped["steps_to_converge"].median(),
-        "best loss, median": grouped["best_loss"].median(),
-        "outlier share, mean": grouped["outlier_share"].mean(),
-        "parse rate, mean": grouped["parse_rate"].mean(),
-    }).reset_index()
 
 
 def plot(results: dict, sweep: pd.DataFrame, path: Path) -> None:
@@ -256,7 +238,7 @@ evolution strategy with the 1/5 rule; random search draws from the preset's star
 widened by 10; gradient descent counts one evaluation per step. Target: MSE 1 on the
 article's set-up, the SSE of the true line on the paper's.
 
-{summarize_efficiency(eff).to_markdown(index=False, floatfmt='.4g')}
+{ranking(eff).to_markdown(index=False, floatfmt='.4g')}
 
 ## Temperature sweep (article set-up)
 
@@ -264,7 +246,7 @@ article's set-up, the SSE of the true line on the paper's.
 article's stop rule (last 3 losses below 1). An outlier is a proposal worse than every pair
 its prompt showed.
 
-{summarize_sweep(sweep).to_markdown(index=False, floatfmt='.3g')}
+{sweep_table(sweep).to_markdown(index=False, floatfmt='.3g')}
 
 ## Reading these numbers
 

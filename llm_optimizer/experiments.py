@@ -38,6 +38,22 @@ def outlier_share(run: Run) -> float:
     return worse / total if total else float("nan")
 
 
+def repeat_share(run: Run) -> float:
+    """Share of parsed proposals that repeat, at printed precision, a pair tried before.
+
+    A repeat cannot improve on anything: it is the model copying its prompt.
+    """
+    seen: set[tuple[float, float]] = set()
+    repeats = total = 0
+    for record in run.records:
+        pairs = [(p["w"], p["b"]) for p in record["proposals"] if p["parsed"]]
+        if record["step"] > 0:
+            repeats += sum(pair in seen for pair in pairs)
+            total += len(pairs)
+        seen.update(pairs)
+    return repeats / total if total else float("nan")
+
+
 def summarize(run: Run, *, target: float | None = None) -> dict:
     """One row of numbers about ``run``; ``evaluations_to_target`` is NaN if never reached."""
     h = run.history
@@ -53,6 +69,7 @@ def summarize(run: Run, *, target: float | None = None) -> dict:
         "evaluations_to_target": (hit[0] + 1) if len(hit) else np.nan,
         "best_loss": float(run.best.loss),
         "parse_rate": float(proposed["parsed"].mean()) if len(proposed) else np.nan,
+        "parsed": int(proposed["parsed"].sum()),
         "outlier_share": outlier_share(run),
     }
 
@@ -80,9 +97,12 @@ def compare_optimizers(
     """The LLM loop against random search, hill climbing and gradient descent.
 
     Every method gets the same budget of ``evaluations`` loss evaluations (for
-    gradient descent, one step counts as one evaluation) and starts from the
-    same pair. One row per method and seed: best loss within the budget and the
-    evaluations needed to reach ``target`` (NaN if never).
+    gradient descent, one step counts as one evaluation; for the LLM, every reply
+    counts, a reply with no pair included). The LLM, hill climbing and gradient
+    descent start from the same pair; random search ignores it and samples a box
+    10 wider on each side than the preset's starting range. One row per method and
+    seed: best loss within the budget and the evaluations needed to reach ``target``
+    (NaN if never).
     """
     loss = loss_function(options.get("loss") or dataset.setup.loss)
     x, y = dataset.x, dataset.y
@@ -117,3 +137,40 @@ def compare_optimizers(
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:
     path = gradient_descent(x, y, lr=lr, steps=max(1, evaluations - 1), w0=w0, b0=b0)
     return np.asarray(loss(path["w"].to_numpy(), path["b"].to_numpy(), x, y))
+
+
+def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """One row per temperature of a :func:`temperature_sweep`, with the number of parsed
+    proposals behind each figure; a figure that nothing backs shows as a dash."""
+    grouped = sweep.groupby("temperature")
+    table = pd.DataFrame({
+        "runs converged": grouped["converged"].apply(lambda s: f"{int(s.sum())}/{len(s)}"),
+        "steps to converge, median": grouped["steps_to_converge"].median(),
+        "best loss, median": grouped["best_loss"].median(),
+        "parse rate, mean": grouped["parse_rate"].mean(),
+        "parsed proposals": grouped["parsed"].sum(),
+        "outlier share, mean": grouped["outlier_share"].mean(),
+    }).reset_index()
+    return _dashed(table)
+
+
+def ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """The methods of :func:`compare_optimizers` ordered by median best loss (per preset
+    when ``table`` has a ``preset`` column); "never" where no run reached the target."""
+    keys = ["preset", "method"] if "preset" in table else ["method"]
+    grouped = table.groupby(keys, sort=False)
+    summary = pd.DataFrame({
+        "best loss, median": grouped["best_loss"].median(),
+        "best loss, min": grouped["best_loss"].min(),
+        "best loss, max": grouped["best_loss"].max(),
+        "runs reaching target": grouped["evaluations_to_target"].apply(
+            lambda s: f"{s.notna().sum()}/{len(s)}"),
+        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+    }).reset_index()
+    summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
+    return _dashed(summary.reset_index(drop=True), missing="never")
+
+
+def _dashed(table: pd.DataFrame, missing: str = "\u2014") -> pd.DataFrame:
+    """``table`` with its missing numbers written as ``missing`` instead of NaN."""
+    return table.astype(object).where(table.notna(), missing)
