@@ -241,6 +241,32 @@ def test_a_server_honouring_n_gets_one_request_per_step(stub):
     assert model.choices_per_request == 8
 
 
+def test_a_model_listed_as_models_slash_name_is_found_by_its_name(stub):
+    stub.on_get = lambda h: (200, {"object": "list", "data": [{"id": "models/gem"}]}, None, 0)
+    assert ServerModel(stub.url, model="gem").name == "gem"  # as Gemini lists its models
+    with pytest.raises(ServerError, match="does not serve 'other'; it serves 'models/gem'"):
+        ServerModel(stub.url, model="other")
+
+
 def test_model_and_api_key_are_for_urls_only():
     with pytest.raises(ValueError, match="model= and api_key= are for a served model"):
         load_model("smollm2", model="x")
+
+
+def test_the_load_test_smoke_run_reports_latency_and_finds_nothing_lost(server, smollm2, tmp_path):
+    from benchmarks import server_load
+
+    results = server_load.run(server, smollm2, learners=[1, 2], steps=1, seconds=5.0,
+                              proposals=2, rounds=1)
+    results["machine"] = server_load.machine(1)
+    levels = results["levels"]
+    assert [lv["learners"] for lv in levels] == [1, 2] and [lv["steps"] for lv in levels] == [1, 2]
+    assert all(lv["no_step_lost_or_duplicated"] and lv["requests_answered"] == 2 * lv["steps"]
+               for lv in levels)
+    assert all(0 < lv["p50_s"] <= lv["p95_s"] for lv in levels)
+    cost = results["http"]
+    assert cost["choices_per_request"] == 1 and min(cost["one_step_s"].values()) > 0
+    server_load.write(results, tmp_path, tmp_path / "benchmarks.md")
+    assert json.loads((tmp_path / "server_load.json").read_text())["levels"] == levels
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert report.startswith("<!-- section:server-load -->") and "| 2 | 2 |" in report

@@ -209,7 +209,8 @@ class ServerModel:
                 return listed[0]
             raise ServerError(f"{self.base_url} serves {_listing(listed)}: "
                               "pass model='NAME' (--model NAME) to pick one")
-        if listed and model not in listed:
+        # Gemini lists "models/NAME" and takes "NAME" too.
+        if listed and model not in listed and f"models/{model}" not in listed:
             raise ServerError(self._not_served(model, listed))
         return model
 
@@ -233,7 +234,7 @@ class ServerModel:
             name = getattr(self, "name", None)
             if name and isinstance(error, openai.BadRequestError | openai.NotFoundError):
                 listed = self._listed_or_empty()
-                if listed and name not in listed:
+                if listed and name not in listed and f"models/{name}" not in listed:
                     message = self._not_served(name, listed)
             raise ServerError(message) from error
 
