@@ -221,6 +221,7 @@ def test_a_stalled_server_times_out_into_a_stop_reason(stub, article):
 def test_a_constrained_reply_format_sends_vllms_structured_outputs(stub):
     model = ServerModel(stub.url, prompt_style="completion")
     assert model.name == "stub"  # the only model listed
+    assert model.render("META") == "META\n\nw, b =" and ServerModel(stub.url).render("M") == "M"
     assert model.generate(PROMPT, n=1, seed=7, reply_format="pair") == [" [1, 2]"]
     body = stub.seen[-1][3]
     assert body["structured_outputs"] == {"regex": REPLY_REGEX["pair"]} and body["seed"] == 7

@@ -106,6 +106,13 @@ class ServerModel:
         return (f"ServerModel({self.name!r}, base_url={self.base_url!r}, "
                 f"prompt_style={self.prompt_style!r})")
 
+    def render(self, meta_prompt: str) -> str:
+        """The text sent for ``meta_prompt``: the completion prompt, or the chat turn's
+        content (the server wraps that in the model's chat template)."""
+        if self.prompt_style == "completion":
+            return completion_text(meta_prompt)
+        return chat_messages(meta_prompt)[0]["content"]
+
     def served_models(self) -> list[str]:
         """The model names the server lists at ``/models``."""
         with self._errors():
