@@ -71,7 +71,7 @@ class LocalServer:
 
     def start(self, *, ready_within: float = 180.0) -> LocalServer:
         """Start the server and wait until it answers ``/health`` (at most ``ready_within`` s)."""
-        command = [str(Path(sys.executable).with_name("transformers")), "serve", self.model,
+        command = [sys.executable, "-m", "transformers.cli.transformers", "serve", self.model,
                    "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
                    "--log-level", "warning"]
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
