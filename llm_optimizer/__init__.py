@@ -3,7 +3,7 @@
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset, make_dataset
 from .loop import Run, optimize
-from .models import LLM, load_model, plan_load
+from .models import LLM, ServerModel, load_model, plan_load
 from .prompt import build_meta_prompt, parse_reply
 from .regression import closed_form, mse, sse
 from .stopping import AtOptimum, LastKBelow, TargetLoss
@@ -16,6 +16,7 @@ __all__ = [
     "Dataset",
     "LastKBelow",
     "Run",
+    "ServerModel",
     "TargetLoss",
     "build_meta_prompt",
     "closed_form",

