@@ -41,7 +41,7 @@ def test_a_listed_claim_is_in_its_notebook_and_its_backing_exists(number, claim,
     cited = re.findall(r"cell `([0-9a-f]{8})`", backing)
     for cell_id in cited:
         assert cell_id in cells and cells[cell_id]["cell_type"] == "code", cell_id
-    files = re.findall(r"`((?:docs|benchmarks|llm_optimizer)/[^`]+)`", backing)
+    files = re.findall(r"`((?:docs|benchmarks|llm_optimizer|tests)/[^`]+)`", backing)
     for name in files:
         assert (ROOT / name).is_file(), name
     assert cited or files or "https://" in backing, f"nothing backs: {claim}"
