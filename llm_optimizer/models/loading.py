@@ -141,6 +141,16 @@ def plan_load(
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
+    cuda = _checks.boolean("cuda", cuda)
+    trust_remote_code = _checks.boolean("trust_remote_code", trust_remote_code)
+    if quantize is not None:
+        _checks.boolean("quantize", quantize)
+    if capability is not None:
+        if not isinstance(capability, list | tuple) or len(capability) != 2:
+            raise ValueError(f"capability must be a pair (major, minor), got {capability!r}")
+        capability = tuple(_checks.at_least("capability", v, 0) for v in capability)
+    if memory_gb is not None:
+        memory_gb = _checks.positive("memory_gb", memory_gb)
     problem = gpu_problem(capability, memory_gb) if cuda else None
     if name == "auto":
         name = "mistral-4bit" if cuda and problem is None else SMOLLM2
@@ -201,6 +211,9 @@ def load_model(
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
+    if quantize is not None:
+        _checks.boolean("quantize", quantize)
     cuda = torch.cuda.is_available()
     capability = memory_gb = None
     if cuda:
