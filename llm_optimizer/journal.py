@@ -130,6 +130,33 @@ def _ours(name: str) -> bool:
     return name == LOCK_FILE or name.endswith(TEMP_SUFFIX)
 
 
+def check_folder(folder: str | Path, *, resume: bool) -> None:
+    """Fail now, not after a model has loaded, if ``folder`` cannot take a run: it cannot
+    be written, another run holds it, or (without ``resume``) it is not empty."""
+    folder = Path(folder)
+    lock = FileLock(folder / LOCK_FILE, timeout=0)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise FolderInUse(_in_use(folder)) from None
+    except OSError as error:  # read-only, no permission, a file in the way
+        raise OSError(f"{folder} cannot hold a run: {error.strerror or error}") from None
+    try:
+        if not resume and any(not _ours(p.name) for p in folder.iterdir()):
+            what = "already holds a run" if (folder / SETTINGS_FILE).exists() else (
+                "is not empty")
+            raise ValueError(f"{folder} {what}; continue a run with --resume (resume=Run.load"
+                             "(folder) in Python) or pick a new or empty folder")
+    finally:
+        lock.release()
+
+
+def _in_use(folder: Path) -> str:
+    return (f"{folder} is in use by another run (it holds the lock {folder / LOCK_FILE}); "
+            "wait for that run to end or pick another folder")
+
+
 class Journal:
     """An open run folder: locked, with its steps appended as they end.
 
@@ -147,10 +174,7 @@ class Journal:
         try:
             self._lock.acquire()
         except Timeout:
-            raise FolderInUse(
-                f"{self.folder} is in use by another run (it holds the lock "
-                f"{self.folder / LOCK_FILE}); wait for that run to end or pick another folder"
-            ) from None
+            raise FolderInUse(_in_use(self.folder)) from None
         try:
             self._file = self._open(settings, records, resume, defining)
         except BaseException:
@@ -162,14 +186,14 @@ class Journal:
         if (folder / SETTINGS_FILE).exists():
             saved = read_settings(folder)
             if not resume:
-                raise ValueError(
-                    f"{folder} already holds a run; continue it with resume=Run.load(folder) "
-                    "(--resume on the command line) or pick another folder")
+                raise ValueError(f"{folder} already holds a run; continue it with "
+                                 "resume=Run.load(folder) (--resume on the command line) or "
+                                 "pick a new or empty folder")
             ours = loads(dumps(settings))
             differ = [k for k in defining if saved.get(k) != ours.get(k)]
             if differ:
-                raise ValueError(f"{folder} holds another run: its {', '.join(differ)} differ "
-                                 "from the run being resumed")
+                raise ValueError(f"{folder} holds another run (it differs in "
+                                 f"{', '.join(differ)}); pick a new or empty folder")
             on_disk, complete = read_steps(folder)
             if len(on_disk) != len(records):
                 raise ValueError(f"{steps} holds {len(on_disk)} steps and the run being "

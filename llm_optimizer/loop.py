@@ -150,10 +150,12 @@ def dataset_identity(dataset: Dataset) -> dict[str, Any]:
     return {"dataset": dataset.name, "data_seed": dataset.seed, "data_digest": digest}
 
 
-def resume_conflicts(saved: dict[str, Any], given: dict[str, Any]) -> list[str]:
+def resume_conflicts(saved: dict[str, Any], given: dict[str, Any],
+                     names: dict[str, str] | None = None) -> list[str]:
     """The given settings that differ from a saved run's, as ``name (saved .., given ..)``.
 
-    A value of None in ``given`` was not given and is not compared.
+    A value of None in ``given`` was not given and is not compared; ``names`` maps a
+    setting to the name to show (a command-line flag).
     """
     conflicts = []
     for key, value in given.items():
@@ -161,7 +163,8 @@ def resume_conflicts(saved: dict[str, Any], given: dict[str, Any]) -> list[str]:
             continue
         mine = _plain(value)
         if mine != saved[key] and not _same_number(mine, saved[key]):
-            conflicts.append(f"{key} (saved {saved[key]!r}, given {mine!r})")
+            shown = (names or {}).get(key, key)
+            conflicts.append(f"{shown} (saved {saved[key]!r}, given {mine!r})")
     return conflicts
 
 

@@ -193,6 +193,23 @@ def plan_load(
     )
 
 
+def plan_here(name: str = "auto", *, quantize: bool | None = None,
+              trust_remote_code: bool = False) -> LoadPlan:
+    """:func:`plan_load` for this machine's GPU, if any: what ``load_model`` would load."""
+    cuda = torch.cuda.is_available()
+    capability = memory_gb = None
+    if cuda:
+        capability = torch.cuda.get_device_capability()
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+                     quantize=quantize, trust_remote_code=trust_remote_code)
+
+
+def spec_for(label: str) -> str:
+    """The ``name`` to give ``load_model`` for a model saved in a run as ``label``."""
+    return next((name for name, shown in LABELS.items() if shown == label), label)
+
+
 def load_model(
     name: str = "auto",
     *,
@@ -214,16 +231,13 @@ def load_model(
     _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
     if quantize is not None:
         _checks.boolean("quantize", quantize)
-    cuda = torch.cuda.is_available()
-    capability = memory_gb = None
-    if cuda:
-        capability = torch.cuda.get_device_capability()
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-    plan = plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
-                     quantize=quantize, trust_remote_code=trust_remote_code)
+    plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
     if name == "auto" and plan.device == "cpu":
         from ..notebook import on_colab
 
+        cuda = torch.cuda.is_available()
+        capability = torch.cuda.get_device_capability() if cuda else None
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None
         if cuda:
             warnings.warn(f"Using the small bundled model on the CPU: "
                           f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
