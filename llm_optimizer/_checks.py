@@ -127,7 +127,7 @@ def vector(name: str, values: object, *, minimum: int = 1) -> np.ndarray:
 def grid(name: str, values: object, *, finite_only: bool = True) -> np.ndarray:
     """Return ``values`` (a number or an array of any shape) as a float array; unless
     ``finite_only`` is False, of finite numbers only."""
-    if isinstance(values, bool | str | bytes) or _holds_non_numbers(values):
+    if values is None or isinstance(values, bool | str | bytes) or _holds_non_numbers(values):
         raise ValueError(f"{name} must be a number or an array of numbers, got {values!r}")
     try:
         array = np.asarray(values, dtype=float)

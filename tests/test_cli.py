@@ -141,7 +141,7 @@ def test_a_damaged_journal_line_is_one_line(saved, capsys, no_model):
     (["--data-seed", "-1"], "seed must be a whole number >= 0"),
     (["--stop", "sometimes"], "stop must be"),
     (["--stop", "target:nan"], "got 'target:nan'"),
-    (["--model", "gpt-17"], "model must be one of"),
+    (["--model", "gpt-17"], "model name must be one of"),
     (["--model", "./missing.gguf"], "does not exist"),
     (["--model", "mistral"], "needs a CUDA GPU"),
     (["--steps", "many"], "argument --steps: invalid int value"),

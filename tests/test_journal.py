@@ -65,8 +65,10 @@ def test_settings_that_define_the_run_are_saved_before_the_first_step(article, t
     (make_dataset("opro"), Scripted(), {}, "dataset (saved 'article', given 'opro')"),
     (make_dataset("article", seed=1), Scripted(), {}, "data_seed (saved 0, given 1)"),
     (make_dataset("article", noise=0), Scripted(), {}, "data_digest"),
-    (make_dataset("article"), Scripted(name="other"), {}, "model (saved 'scripted', given 'other')"),
-    (make_dataset("article"), Scripted(), {"temperature": 0.9}, "temperature (saved 0.3, given 0.9)"),
+    (make_dataset("article"), Scripted(name="other"), {},
+     "model (saved 'scripted', given 'other')"),
+    (make_dataset("article"), Scripted(), {"temperature": 0.9},
+     "temperature (saved 0.3, given 0.9)"),
     (make_dataset("article"), Scripted(), {"seed": 5}, "seed (saved 0, given 5)"),
 ])
 def test_resume_refuses_other_data_model_or_settings_and_leaves_the_folder_alone(

@@ -140,7 +140,7 @@ def plan_load(
     :func:`gpu_problem`), and ``"mistral"`` or ``"mistral-4bit"`` say why.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"model must be a non-empty string, got {name!r}")
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
     cuda = _checks.boolean("cuda", cuda)
     trust_remote_code = _checks.boolean("trust_remote_code", trust_remote_code)
     if quantize is not None:
@@ -180,7 +180,7 @@ def plan_load(
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ValueError(f"model file {name!r} does not exist")
+            raise ValueError(f"model name {name!r} is a .gguf file that does not exist")
         return LoadPlan(str(path.parent), gguf_file=path.name, **common)
     if path.is_dir():
         return LoadPlan(str(path), quantize_4bit=bool(quantize), **common)
@@ -188,7 +188,7 @@ def plan_load(
         return LoadPlan(name, quantize_4bit=bool(quantize), **common)
     known = ", ".join(repr(n) for n in NAMES)
     raise ValueError(
-        f"model must be one of {known}, a .gguf file, a model directory or a "
+        f"model name must be one of {known}, a .gguf file, a model directory or a "
         f"Hugging Face id like 'org/model'; got {name!r}"
     )
 
