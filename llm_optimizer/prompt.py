@@ -130,9 +130,9 @@ def _group_pair(tokens: list[_Token]) -> tuple[float, float] | None:
 def _bracketed(text: str, tokens: list[_Token]) -> list[tuple[int, tuple[float, float] | None]]:
     """Each innermost ``[...]`` or ``(...)`` holding only numbers, labels and separators."""
     found, opened = [], None  # opened: index of the last bracket, if it opens a group
-    for i, (kind, value, start, end) in enumerate(tokens):
-        if kind != "other" or value not in "[]()":
-            continue
+    brackets = [i for i, t in enumerate(tokens) if t[0] == "other" and t[1] in "[]()"]
+    for i in brackets:
+        _, value, start, end = tokens[i]
         if value in _OPEN:
             opened = i
             continue
@@ -150,16 +150,15 @@ def _bracketed(text: str, tokens: list[_Token]) -> list[tuple[int, tuple[float, 
 
 def _named(tokens: list[_Token]) -> list[tuple[int, tuple[float, float] | None]]:
     """``w = 1, b = 2``, ``b: 2 and w: 1`` and the like, anywhere in the reply."""
-    found, i = [], 0
-    while i < len(tokens):
-        end = _named_at(tokens, i)
+    found, after = [], 0  # after: the end of the last pair found (pairs do not overlap)
+    for i in [i for i, t in enumerate(tokens) if _label(t)]:
+        end = _named_at(tokens, i) if i >= after else None
         if end is None:
-            i += 1
             continue
         first, second = _label(tokens[i]), _label(tokens[end - 3])
         values = {first: tokens[i + 2][1], second: tokens[end - 1][1]}
         found.append((tokens[end - 1][3], _pair(values["w"], values["b"])))
-        i = end
+        after = end
     return found
 
 
@@ -187,7 +186,10 @@ def _named_at(tokens: list[_Token], i: int) -> int | None:
 def _bare(text: str) -> tuple[float, float] | None:
     """A first line that is only ``w, b`` (after an optional ``w, b =``), as a
     continuation of a prompt ending in ``w, b =`` is."""
-    tokens = _tokens(text.strip().split("\n", 1)[0])
+    line = text.strip().split("\n", 1)[0]
+    if len(line) > MAX_GROUP_CHARS:  # a pair on a line of its own is short
+        return None
+    tokens = _tokens(line)
     # One character per token: n for a number, ? for a word, w/b for a label.
     shape = "".join({"num": "n", "word": "?"}.get(t[0], t[1]) if not _label(t) else _label(t)
                     for t in tokens)
