@@ -90,8 +90,10 @@ def test_the_same_settings_given_again_are_no_conflict(saved, article):
 
 def test_a_resume_never_rewrites_the_steps_already_written(saved, article):
     out, before = saved
+    written = (out / "steps.jsonl").stat().st_mtime_ns
 
-    def during(call):  # the resumed run's first model call: the journal is as it was
+    def during(call):  # the resumed run's first model call: the journal was not touched
+        assert (out / "steps.jsonl").stat().st_mtime_ns == written  # not even rewritten as it was
         assert (out / "steps.jsonl").read_bytes() == before["steps.jsonl"]
         raise KeyboardInterrupt  # and a kill at this moment loses nothing
 
