@@ -95,7 +95,7 @@ def test_cli_help_documents_every_flag():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--temperature", "0"], "temperature must be greater than 0"),
+        (["--temperature", "0"], "temperature must be between 0.001 and 100"),
         (["--steps", "0"], "steps must be a whole number >= 1"),
         (["--stop", "sometimes"], "stop must be"),
         (["--model", "gpt-17"], "model name must be one of"),
