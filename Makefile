@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml requirements.txt
 setup: $(STAMP)
 
 demo: setup
+	rm -rf runs/demo  # a run folder is never overwritten: the demo starts a fresh one
 	$(PY) -m llm_optimizer run --preset article --model smollm2 --steps 30 --proposals 8 \
 		--out runs/demo
 	@echo "plot: runs/demo/run.png"

@@ -17,6 +17,7 @@ def gradient_descent(
     Returns one row per step (step 0 is the start) with ``w``, ``b`` and ``loss``.
     Stops early if the loss overflows, which a too large ``lr`` causes.
     """
+    x, y = _data(x, y)
     lr = _checks.positive("lr", lr)
     steps = _checks.at_least("steps", steps, 1)
     w, b = _checks.finite("w0", w0), _checks.finite("b0", b0)
@@ -36,9 +37,13 @@ def random_search(
     x, y, *, evaluations: int, low: float = -10.0, high: float = 10.0, seed: int = 0, loss=mse
 ) -> pd.DataFrame:
     """Draw ``(w, b)`` uniformly from ``[low, high]²`` and keep the best so far."""
+    x, y = _data(x, y)
     evaluations = _checks.at_least("evaluations", evaluations, 1)
+    low, high = _checks.finite("low", low), _checks.finite("high", high)
     if not low < high:
         raise ValueError(f"low must be below high, got low={low!r}, high={high!r}")
+    seed = _checks.at_least("seed", seed, 0)
+    _checks.function("loss", loss, "a loss function such as mse or sse")
     rng = np.random.default_rng(seed)
     w, b = rng.uniform(low, high, size=(2, evaluations))
     return _trace(w, b, loss(w, b, x, y))
@@ -53,8 +58,11 @@ def hill_climb(
     Each evaluation perturbs the best pair with Gaussian noise of scale ``step``;
     the step grows after a success and shrinks after a failure.
     """
+    x, y = _data(x, y)
     evaluations = _checks.at_least("evaluations", evaluations, 1)
     step = _checks.positive("step", step)
+    seed = _checks.at_least("seed", seed, 0)
+    _checks.function("loss", loss, "a loss function such as mse or sse")
     rng = np.random.default_rng(seed)
     best = np.array([_checks.finite("w0", w0), _checks.finite("b0", b0)])
     best_loss = loss(*best, x, y)
@@ -71,6 +79,12 @@ def hill_climb(
         else:
             step *= 1.5 ** -0.25
     return _trace(np.array(ws), np.array(bs), np.array(losses))
+
+
+def _data(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _checks.vector("x", x), _checks.vector("y", y)
+    _checks.same_length(("x", "y"), x, y)
+    return x, y
 
 
 def _trace(w: np.ndarray, b: np.ndarray, loss: np.ndarray) -> pd.DataFrame:

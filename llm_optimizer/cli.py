@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
 from .data import PRESETS, make_dataset
-from .loop import Run, optimize, resolve_settings
-from .models import NAMES, PROMPT_STYLES, ServerError
+from .journal import check_folder, write_atomic
+from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
+from .models import NAMES, PROMPT_STYLES, ServerError, load_model
+from .models.loading import plan_here, spec_for
 from .models.server import API_KEY_ENV
-from .stopping import parse_stop
+from .stopping import parse_stop, rule_from_dict
+
+# The flag that sets each saved setting, for messages about a resume.
+FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
+         "prompt_style": "--prompt-style", "temperature": "--temperature",
+         "proposals_per_step": "--proposals", "max_pairs": "--max-pairs",
+         "decimals": "--decimals", "stop": "--stop", "seed": "--seed",
+         "max_new_tokens": "--max-new-tokens"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line, as every other error of the command does."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m llm_optimizer",
         description="Use a language model as an optimizer for y = w*x + b (OPRO).",
     )
@@ -24,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the OPRO loop. Settings left out come from the preset.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    run.add_argument("--preset", default="article", choices=PRESETS,
-                     help="data set and original settings: the blog article's or the OPRO paper's")
-    run.add_argument("--model", default="auto",
+    run.add_argument("--preset", default=None, choices=PRESETS,
+                     help="data set and original settings: the blog article's or the OPRO "
+                     "paper's; default: article (with --resume: the saved run's)")
+    run.add_argument("--model", default=None,
                      help="one of " + ", ".join(NAMES) + "; a .gguf file, a model folder or a "
-                     "Hugging Face id; with --base-url, the served model's name (default: the "
-                     "only one the server lists)")
+                     "Hugging Face id; default: auto (with --resume: the saved run's); with "
+                     "--base-url, the served model's name (default: the only one the server "
+                     "lists)")
     run.add_argument("--base-url", default=None,
                      help="an OpenAI-compatible server to ask instead of a local model, such as "
                      f"http://HOST:8000/v1 (vLLM, transformers serve); its key, if it needs one, "
@@ -48,12 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-new-tokens", type=int, default=None,
                      help="longest reply in tokens; default: 16 for completion prompts, "
                      "40 for chat")
-    run.add_argument("--seed", type=int, default=0, help="seed for the start and the sampling")
-    run.add_argument("--data-seed", type=int, default=0, help="seed for the data's noise")
+    run.add_argument("--seed", type=int, default=None,
+                     help="seed for the start and the sampling; default: 0")
+    run.add_argument("--data-seed", type=int, default=None,
+                     help="seed for the data's noise; default: 0")
     run.add_argument("--out", type=Path, required=True,
-                     help="folder for history.csv, settings.json, steps.jsonl and run.png")
+                     help="a new or empty folder for history.csv, settings.json, steps.jsonl "
+                     "and run.png")
     run.add_argument("--resume", action="store_true",
-                     help="continue the run saved in --out up to --steps")
+                     help="continue the run saved in --out up to --steps; flags given must "
+                     "match the saved run's")
     return parser
 
 
@@ -61,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError, ServerError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    # OSError: a folder or a model that cannot be read; ServerError: a server that fails.
+    except (ValueError, OSError, ServerError) as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2
 
 
@@ -70,12 +94,17 @@ def _run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .models import load_model
     from .plots import plot_run
 
-    dataset = make_dataset(args.preset, seed=args.data_seed)
-    resume = Run.load(args.out) if args.resume else None
-    decimals = dataset.setup.decimals if args.decimals is None else args.decimals
+    saved = Run.load(args.out).settings if args.resume else {}
+    if args.resume and saved["dataset"] not in PRESETS:
+        raise ValueError(f"the run in {args.out} is on custom data ({saved['dataset']!r}); "
+                         "resume it from Python with optimize(..., resume=Run.load(...))")
+    preset = args.preset or saved.get("dataset", "article")
+    data_seed = args.data_seed if args.data_seed is not None else saved.get("data_seed", 0)
+    dataset = make_dataset(preset, seed=data_seed)
+    decimals = args.decimals if args.decimals is not None else saved.get(
+        "decimals", dataset.setup.decimals)
     stop = None
     if args.stop is not None:
         stop = parse_stop(args.stop, optimum=(dataset.w, dataset.b), decimals=decimals)
@@ -84,16 +113,40 @@ def _run(args: argparse.Namespace) -> int:
         "max_pairs": args.max_pairs, "decimals": args.decimals, "stop": stop, "seed": args.seed,
         "max_new_tokens": args.max_new_tokens,
     }
-    # Fail on bad flags before the model loads (its own reply length is not known yet).
-    resolve_settings(dataset, **{**settings, "max_new_tokens": args.max_new_tokens or 1})
-    if args.base_url is not None:
-        served = None if args.model == "auto" else args.model
-        model = load_model(args.base_url, model=served, prompt_style=args.prompt_style)
+    # Everything that can be checked is checked before the model loads (30 s or more).
+    served = args.base_url is not None
+    name = args.model or (saved.get("model") if served else spec_for(saved.get("model", "auto")))
+    if args.resume:
+        plan = plan_here(name) if args.model and not served else None
+        given = {**settings, "steps": None, "dataset": args.preset, "data_seed": args.data_seed,
+                 "model": args.model if served else plan and (plan.label or plan.source),
+                 "prompt_style": args.prompt_style}
+        conflicts = resume_conflicts(saved, given, names=FLAGS)
+        if conflicts:
+            raise ValueError(f"--resume continues the run saved in {args.out} with its own "
+                             f"settings; these flags differ from it: {'; '.join(conflicts)}")
+        resolve_settings(dataset, steps=args.steps, **{k: saved[k] for k in _RESUMED},
+                         stop=[rule_from_dict(r) for r in saved["stop"]])
     else:
-        model = load_model(args.model, prompt_style=args.prompt_style)
+        reply = 1 if args.max_new_tokens is None else args.max_new_tokens  # 1: the model's
+        resolve_settings(dataset, **{**settings, "max_new_tokens": reply})
+        if not served:
+            plan_here(name)
+    check_folder(args.out, resume=args.resume)
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # no retry chatter: a failed download is one error line
+    style = args.prompt_style or saved.get("prompt_style")
+    if served:
+        model = load_model(args.base_url, model=name, prompt_style=style)
+    else:
+        model = load_model(name, prompt_style=style)
+    resume = Run.load(args.out) if args.resume else None
     run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)
-    figure.savefig(args.out / "run.png", dpi=110)
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png", dpi=110)
+    write_atomic(args.out / "run.png", picture.getvalue())
     print(run.summary())
     print(f"wrote {args.out}/: history.csv, settings.json, steps.jsonl, run.png")
     if run.stop_reason.startswith("model error"):

@@ -39,7 +39,10 @@ OPRO_SETUP = Setup(
 
 @dataclass(frozen=True)
 class Dataset:
-    """Points ``(x, y)`` drawn around the line ``y = w*x + b``, plus the preset's setup."""
+    """Points ``(x, y)`` drawn around the line ``y = w*x + b``, plus the preset's setup.
+
+    ``seed`` is the seed ``make_dataset`` drew the noise with (None for custom data).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -47,14 +50,18 @@ class Dataset:
     b: float = float("nan")
     name: str = "custom"
     setup: Setup = field(default=ARTICLE_SETUP, repr=False)
+    seed: int | None = None
 
     def __post_init__(self) -> None:
-        x = _as_vector("x", self.x)
-        y = _as_vector("y", self.y)
-        if x.shape != y.shape:
-            raise ValueError(
-                f"x and y must have the same length, got {x.size} and {y.size} values"
-            )
+        x = _checks.vector("x", self.x)
+        y = _checks.vector("y", self.y)
+        _checks.same_length(("x", "y"), x, y)
+        _checks.number("w", self.w)  # NaN: not known (a custom data set)
+        _checks.number("b", self.b)
+        _checks.text("name", self.name)
+        _checks.instance("setup", self.setup, Setup, "a Setup such as data.ARTICLE_SETUP")
+        if self.seed is not None:
+            _checks.at_least("seed", self.seed, 0)
         if x.size < 2:
             raise ValueError(f"x and y need at least 2 points, got {x.size}")
         if np.ptp(x) == 0:
@@ -64,20 +71,6 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.x.size)
-
-
-def _as_vector(name: str, values: object) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of numbers") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must hold finite numbers only (no NaN or inf)")
-    return array
 
 
 PRESETS = ("article", "opro")
@@ -101,6 +94,7 @@ def make_dataset(
     ``n`` points are spread evenly over ``x_range`` (both ends included).
     """
     _checks.one_of("preset", preset, PRESETS)
+    seed = _checks.at_least("seed", seed, 0)
     if preset == "article":
         n_, w_, b_, noise_, lo, hi, setup = 12, 3.0, 0.0, 1.0, 0.0, 5.5, ARTICLE_SETUP
     else:
@@ -113,10 +107,9 @@ def make_dataset(
         if noise_ < 0:
             raise ValueError(f"noise must be >= 0, got {noise!r}")
     if x_range is not None:
-        try:
-            lo, hi = (_checks.finite("x_range", v) for v in x_range)
-        except TypeError:
-            raise ValueError(f"x_range must be a pair (low, high), got {x_range!r}") from None
+        if not isinstance(x_range, list | tuple) or len(x_range) != 2:
+            raise ValueError(f"x_range must be a pair (low, high), got {x_range!r}")
+        lo, hi = (_checks.finite("x_range", v) for v in x_range)
         if lo >= hi:
             raise ValueError(f"x_range must satisfy low < high, got {x_range!r}")
     rng = np.random.default_rng(seed)
@@ -127,5 +120,6 @@ def make_dataset(
         eps = rng.integers(-int(noise_), int(noise_) + 1, size=n_).astype(float)
     else:
         eps = rng.normal(0.0, noise_, size=n_)
-    return Dataset(x=x, y=w_ * x + b_ + eps, w=w_, b=b_, name=preset, setup=setup)
+    return Dataset(x=x, y=w_ * x + b_ + eps, w=w_, b=b_, name=preset, setup=setup,
+                   seed=seed)
 

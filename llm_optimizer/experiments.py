@@ -67,7 +67,7 @@ def summarize(run: Run, *, target: float | None = None) -> dict:
         "steps_to_converge": run.steps_done if converged else np.nan,
         "evaluations": len(h),
         "evaluations_to_target": (hit[0] + 1) if len(hit) else np.nan,
-        "best_loss": float(run.best.loss),
+        "best_loss": float(run.best.loss) if run.best is not None else np.nan,
         "parse_rate": float(proposed["parsed"].mean()) if len(proposed) else np.nan,
         "parsed": int(proposed["parsed"].sum()),
         "outlier_share": outlier_share(run),

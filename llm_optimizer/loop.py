@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -15,12 +15,13 @@ import pandas as pd
 
 from . import _checks
 from .data import Dataset
+from .journal import SETTINGS_FILE, Journal, read_settings, read_steps
+from .models.base import TEMPERATURE_RANGE
 from .prompt import build_meta_prompt, parse_reply
 from .regression import loss_function
-from .stopping import AtOptimum, LastKBelow, rule_from_dict, rule_to_dict
+from .stopping import RULES, AtOptimum, LastKBelow, rule_from_dict, rule_to_dict
 
 COLUMNS = ["step", "proposal", "w", "b", "loss", "parsed", "reply"]
-SETTINGS_FILE, STEPS_FILE, HISTORY_FILE = "settings.json", "steps.jsonl", "history.csv"
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Run:
     settings: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "not started"
+
+    def __post_init__(self) -> None:
+        _checks.instance("settings", self.settings, dict, "a dict of settings")
+        _checks.instance("records", self.records, list, "a list of step records")
+        if not all(isinstance(r, dict) and isinstance(r.get("proposals"), list)
+                   for r in self.records):
+            raise ValueError("records must be step records: dicts with a list of proposals")
+        _checks.instance("stop_reason", self.stop_reason, str, "a string")
 
     @property
     def history(self) -> pd.DataFrame:
@@ -53,9 +62,11 @@ class Run:
         return h[h["parsed"] & np.isfinite(h["loss"].astype(float))]
 
     @property
-    def best(self) -> pd.Series:
-        """The row with the lowest loss so far."""
+    def best(self) -> pd.Series | None:
+        """The row with the lowest loss so far; None while no proposal has a finite loss."""
         scored = self.scored
+        if not len(scored):
+            return None
         return scored.loc[scored["loss"].astype(float).idxmin()]
 
     @property
@@ -79,47 +90,97 @@ class Run:
         replies = int((self.history["step"] > 0).sum())
         seconds = [r["seconds"] for r in self.records if "seconds" in r]
         timing = f", {np.mean(seconds):.2f} s per step" if seconds else ""
+        found = ("no proposal had a finite loss" if best is None
+                 else f"best w={best.w:g}, b={best.b:g}, loss={best.loss:.4g}")
         return (
             f"{self.steps_done} steps, {replies} replies, {replies - self.n_failed} parsed "
             f"({(replies - self.n_failed) / max(replies, 1):.0%}){timing}; "
-            f"best w={best.w:g}, b={best.b:g}, loss={best.loss:.4g}; stopped: {self.stop_reason}"
+            f"{found}; stopped: {self.stop_reason}"
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write settings.json, steps.jsonl and history.csv into the folder ``path``."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        with open(path / STEPS_FILE, "w") as f:
-            for record in self.records:
-                f.write(json.dumps(record) + "\n")
-        self._write_summary(path)
-        return path
+        """Write settings.json, steps.jsonl and history.csv into the folder ``path``.
 
-    def _write_summary(self, path: Path) -> None:
-        info = {**self.settings, "stop_reason": self.stop_reason}
-        (path / SETTINGS_FILE).write_text(json.dumps(info, indent=2))
-        self.history.to_csv(path / HISTORY_FILE, index=False)
+        The folder must be new or empty, or hold this run's first steps (then the
+        rest are appended); nothing already written is rewritten.
+        """
+        path = _checks.path("path", path)
+        resume = (path / SETTINGS_FILE).exists()
+        done = len(read_steps(path)[0]) if resume else 0
+        journal = Journal(path, self.settings, self.records[:done], resume=resume,
+                          defining=DEFINING)
+        try:
+            for record in self.records[done:]:
+                journal.append(record)
+        finally:
+            journal.close({**self.settings, "stop_reason": self.stop_reason}, self.history)
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> Run:
-        """Read a run written by :meth:`save` or by ``optimize(out_dir=...)``."""
-        path = Path(path)
-        if not (path / SETTINGS_FILE).is_file():
-            raise FileNotFoundError(f"no {SETTINGS_FILE} in {path}: not a run folder")
-        settings = json.loads((path / SETTINGS_FILE).read_text())
-        stop_reason = settings.pop("stop_reason", "unknown")
-        records = []
-        if (path / STEPS_FILE).is_file():
-            for line in (path / STEPS_FILE).read_text().splitlines():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut short when the run was killed
+        """Read a run written by :meth:`save` or by ``optimize(out_dir=...)``.
+
+        A last journal line cut off by a kill is dropped; damage anywhere else, or
+        settings that lack what defines a run, is a ``ValueError`` naming the file.
+        """
+        path = _checks.path("path", path)
+        settings = read_settings(path)
+        missing = [k for k in REQUIRED if k not in settings]
+        if missing:
+            raise ValueError(f"{path / SETTINGS_FILE} is damaged: it lacks "
+                             f"{', '.join(missing)}")
+        stop_reason = str(settings.pop("stop_reason", "unknown"))
+        records, _ = read_steps(path)
         return cls(settings=settings, records=records, stop_reason=stop_reason)
 
 
+# What defines a run: a resume must match all of these (``steps`` may grow).
+DEFINING = ("dataset", "data_seed", "data_digest", "model", "prompt_style", "temperature",
+            "proposals_per_step", "max_pairs", "decimals", "loss", "init", "seed",
+            "max_new_tokens", "stop")
+REQUIRED = ("steps", *DEFINING)
 _RESUMED = ("temperature", "proposals_per_step", "max_pairs", "decimals", "loss", "init", "seed",
             "max_new_tokens")
+
+
+def dataset_identity(dataset: Dataset) -> dict[str, Any]:
+    """The settings that name a data set: its preset, the seed of its noise, a digest of
+    its points."""
+    digest = hashlib.sha256(dataset.x.tobytes() + dataset.y.tobytes()).hexdigest()[:16]
+    return {"dataset": dataset.name, "data_seed": dataset.seed, "data_digest": digest}
+
+
+def resume_conflicts(saved: dict[str, Any], given: dict[str, Any],
+                     names: dict[str, str] | None = None) -> list[str]:
+    """The given settings that differ from a saved run's, as ``name (saved .., given ..)``.
+
+    A value of None in ``given`` was not given and is not compared; ``names`` maps a
+    setting to the name to show (a command-line flag).
+    """
+    conflicts = []
+    for key, value in given.items():
+        if value is None or key not in saved:
+            continue
+        mine = _plain(value)
+        if mine != saved[key] and not _same_number(mine, saved[key]):
+            shown = (names or {}).get(key, key)
+            conflicts.append(f"{shown} (saved {saved[key]!r}, given {mine!r})")
+    return conflicts
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would give it back: lists, not tuples; rules as dicts."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "reason") and not isinstance(value, dict):
+        return rule_to_dict(value)
+    return value
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return (isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool)
+            and not isinstance(b, bool) and float(a) == float(b))
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -170,7 +231,7 @@ def resolve_settings(
     loss: str | None = None,
     init: Sequence[tuple[float, float]] | None = None,
     stop: Sequence | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     max_new_tokens: int = 24,
 ) -> dict[str, Any]:
     """Check the settings of a run and fill the missing ones from the preset.
@@ -183,8 +244,9 @@ def resolve_settings(
     settings = {
         "dataset": dataset.name,
         "steps": _checks.at_least("steps", steps, 1),
-        "temperature": _checks.positive(
-            "temperature", setup.temperature if temperature is None else temperature
+        "temperature": _checks.between(
+            "temperature", setup.temperature if temperature is None else temperature,
+            *TEMPERATURE_RANGE,
         ),
         "proposals_per_step": _checks.at_least(
             "proposals_per_step",
@@ -197,11 +259,13 @@ def resolve_settings(
             "decimals", setup.decimals if decimals is None else decimals, 0
         ),
         "loss": _checks.one_of("loss", loss or setup.loss, ("mse", "sse")),
-        "seed": _checks.at_least("seed", seed, 0),
+        "seed": _checks.at_least("seed", 0 if seed is None else seed, 0),
         "max_new_tokens": _checks.at_least("max_new_tokens", max_new_tokens, 1),
     }
+    if stop is not None and not isinstance(stop, list | tuple):
+        raise ValueError(f"stop must be a list of rules such as [TargetLoss(0.5)], got {stop!r}")
     rules = default_stop(dataset) if stop is None else list(stop)
-    if not all(callable(getattr(r, "reason", None)) for r in rules):
+    if not all(isinstance(r, tuple(RULES.values())) for r in rules):
         raise ValueError(
             "stop must be a list of rules such as LastKBelow(3, 1.0), TargetLoss(0.5) or "
             f"AtOptimum(15, 14); got {stop!r}"
@@ -223,7 +287,7 @@ def optimize(
     loss: str | None = None,
     init: Sequence[tuple[float, float]] | None = None,
     stop: Sequence | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     max_new_tokens: int | None = None,
     on_step: Callable[[Run], bool | None] | None = None,
     out_dir: str | Path | None = None,
@@ -237,42 +301,59 @@ def optimize(
     of rules (default: the preset's); the step limit always applies.
     ``max_new_tokens`` caps each reply (default: the model's ``reply_tokens``).
     ``on_step(run)`` is called after every step and may return True to stop.
-    With ``out_dir`` every step is appended to ``steps.jsonl`` as it ends, so a
-    killed run loses nothing. ``resume`` continues a run (for example one read
-    with ``Run.load``) with its own settings, up to ``steps`` in total.
-    Ctrl-C returns the run so far.
+    With ``out_dir`` (a new or empty folder) the settings are saved first and every
+    step is appended to ``steps.jsonl`` as it ends, so a killed run loses nothing;
+    the folder is locked while the run goes on. ``resume`` continues a run (for
+    example one read with ``Run.load``) with its own settings, up to ``steps`` in
+    total, on the same data set and model: a setting given that differs from the
+    saved one is a ``ValueError``. Ctrl-C returns the run so far.
     """
+    _checks.instance("dataset", dataset, Dataset, "a Dataset (see make_dataset)")
     if not callable(getattr(model, "generate", None)):
         raise ValueError("model must have a generate() method; get one from load_model()")
-    if max_new_tokens is None:
-        max_new_tokens = getattr(model, "reply_tokens", 24)
+    if on_step is not None:
+        _checks.function("on_step", on_step, "a function of the run, or None")
+    if resume is not None:
+        _checks.instance("resume", resume, Run, "a Run (see Run.load), or None")
+    out = _checks.path("out_dir", out_dir) if out_dir is not None else None
+    progress = _checks.boolean("progress", progress)
+    given = {"temperature": temperature, "proposals_per_step": proposals_per_step,
+             "max_pairs": max_pairs, "decimals": decimals, "loss": loss, "init": init,
+             "stop": stop, "seed": seed, "max_new_tokens": max_new_tokens}
+    identity = {**dataset_identity(dataset),
+                "model": _checks.text("model.name", getattr(model, "name", type(model).__name__)),
+                "prompt_style": getattr(model, "prompt_style", None)}
     if resume is not None:
         saved = resume.settings
+        conflicts = resume_conflicts(saved, {**given, **identity})
+        if conflicts:
+            raise ValueError("resume continues the saved run with its own settings, data "
+                             f"and model; these differ: {'; '.join(conflicts)}")
         settings = resolve_settings(
             dataset, steps=steps, **{k: saved[k] for k in _RESUMED},
             stop=[rule_from_dict(r) for r in saved["stop"]],
         )
     else:
-        settings = resolve_settings(
-            dataset, steps=steps, temperature=temperature, proposals_per_step=proposals_per_step,
-            max_pairs=max_pairs, decimals=decimals, loss=loss, init=init, stop=stop, seed=seed,
-            max_new_tokens=max_new_tokens,
-        )
-    settings["model"] = getattr(model, "name", type(model).__name__)
+        if max_new_tokens is None:
+            given["max_new_tokens"] = getattr(model, "reply_tokens", 24)
+        settings = resolve_settings(dataset, steps=steps, **given)
+    settings.update(identity)
     loss_fn = loss_function(settings["loss"])
     rules = [rule_from_dict(r) for r in settings["stop"]]
     run = resume if resume is not None else Run(settings=settings)
+    journal = None
+    if out is not None:
+        journal = Journal(out, settings, run.records, resume=resume is not None,
+                          defining=DEFINING)
     run.settings = settings
     run.stop_reason = "running"
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        run.save(out)
-    if not run.records:
-        first = [_score(dataset, loss_fn, f"[{w}, {b}]", settings["decimals"])
-                 for w, b in settings["init"]]
-        _append(run, {"step": 0, "prompt": None, "proposals": first}, out)
-    bar = _progress_bar(run, settings["steps"]) if progress else None
+    bar = None
     try:
+        if not run.records:
+            first = [_score(dataset, loss_fn, f"[{w}, {b}]", settings["decimals"])
+                     for w, b in settings["init"]]
+            _append(run, {"step": 0, "prompt": None, "proposals": first}, journal)
+        bar = _progress_bar(run, settings["steps"]) if progress else None
         for step in range(run.steps_done + 1, settings["steps"] + 1):
             started = time.perf_counter()
             prompt = build_meta_prompt(
@@ -297,10 +378,12 @@ def optimize(
                 "proposals": [_score(dataset, loss_fn, r, settings["decimals"]) for r in replies],
                 "seconds": round(time.perf_counter() - started, 4),
             }
-            _append(run, record, out)
+            _append(run, record, journal)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(best=f"{run.best.loss:.4g}", failed=run.n_failed)
+                best = run.best
+                bar.set_postfix(best="none" if best is None else f"{best.loss:.4g}",
+                                failed=run.n_failed)
             scored = run.scored
             reasons = [r.reason(scored) for r in rules]
             reason = next((r for r in reasons if r), None)
@@ -313,11 +396,14 @@ def optimize(
             run.stop_reason = "step limit"
     except KeyboardInterrupt:
         run.stop_reason = "interrupted"
+    except BaseException as error:  # kept, then raised: the run says why it ended
+        run.stop_reason = f"error: {type(error).__name__}: {error}"
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if out is not None:
-            run._write_summary(out)
+        if journal is not None:
+            journal.close({**run.settings, "stop_reason": run.stop_reason}, run.history)
     return run
 
 
@@ -333,11 +419,10 @@ def _reply_problem(replies: object, n: int) -> str | None:
     return None
 
 
-def _append(run: Run, record: dict[str, Any], out: Path | None) -> None:
+def _append(run: Run, record: dict[str, Any], journal: Journal | None) -> None:
+    if journal is not None:
+        journal.append(record)
     run.records.append(record)
-    if out is not None:
-        with open(out / STEPS_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def _progress_bar(run: Run, total: int):

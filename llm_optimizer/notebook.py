@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -140,21 +141,45 @@ def sync_badges(root: Path) -> list[Path]:
             cell["source"] = [_install_line(line) for line in lines]
         text = json.dumps(book, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         if text != path.read_text():
-            path.write_text(text)
+            _write_inside(root, path, text)
             changed.append(path)
     table = root / "colab_badge.md"
     if not table.exists() or table.read_text() != badge_table():
-        table.write_text(badge_table())
+        _write_inside(root, table, badge_table())
         changed.append(table)
     readme = root / "README.md"
     text = readme.read_text()
     start, end = text.index(README_START), text.index(README_END) + len(README_END)
     if text[start:end] != readme_section():
-        readme.write_text(text[:start] + readme_section() + text[end:])
+        _write_inside(root, readme, text[:start] + readme_section() + text[end:])
         changed.append(readme)
     return changed
 
 
+def _write_inside(root: Path, path: Path, text: str) -> None:
+    """Write ``path``, refusing a symbolic link or a place outside ``root``."""
+    inside = path.parent.resolve().is_relative_to(root.resolve())
+    if path.is_symlink() or not inside:
+        raise ValueError(f"{path} is a symbolic link or lies outside {root}; this helper "
+                         "writes only the repository's own files, so replace it with a file")
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8",
+                                     prefix=f".{path.name}.") as temp:  # a new file, no link
+        temp.write(text)
+    os.chmod(temp.name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+    os.replace(temp.name, path)
+
+
+def main() -> int:
+    """Sync the badges; a file that cannot be written is a one-line error (exit 2)."""
+    try:
+        changed = sync_badges(Path(__file__).resolve().parent.parent)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"updated {path}")
+    return 0
+
+
 if __name__ == "__main__":
-    for changed_path in sync_badges(Path(__file__).resolve().parent.parent):
-        print(f"updated {changed_path}")
+    sys.exit(main())

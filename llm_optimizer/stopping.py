@@ -53,6 +53,11 @@ class AtOptimum:
     b: float
     decimals: int = 0
 
+    def __post_init__(self) -> None:
+        _checks.finite("w", self.w)
+        _checks.finite("b", self.b)
+        _checks.at_least("decimals", self.decimals, 0)
+
     def reason(self, scored: pd.DataFrame) -> str | None:
         hit = (scored["w"].round(self.decimals) == round(self.w, self.decimals)) & (
             scored["b"].round(self.decimals) == round(self.b, self.decimals)
@@ -71,8 +76,11 @@ def rule_to_dict(rule) -> dict:
 
 def rule_from_dict(data: dict):
     """Rebuild a rule from :func:`rule_to_dict`'s output."""
-    fields = dict(data)
-    return RULES[fields.pop("rule")](**fields)
+    try:
+        fields = dict(data)
+        return RULES[fields.pop("rule")](**fields)
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"stop rule {data!r} is not one of {', '.join(RULES)}") from None
 
 
 def parse_stop(spec: str, *, optimum: tuple[float, float], decimals: int) -> list:

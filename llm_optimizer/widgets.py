@@ -28,6 +28,7 @@ import matplotlib
 from . import _checks
 from .data import Dataset
 from .loop import Run, optimize
+from .models.base import TEMPERATURE_RANGE
 
 MAX_SEED = 2**31 - 1
 
@@ -47,7 +48,7 @@ class PanelController:
         self.error: str | None = None
         self.settings: dict[str, Any] = {}
         self.stop_requested = False
-        self._lock = threading.Lock()
+        self._lock, self._step_lock = threading.Lock(), threading.Lock()
         self._running = self._stepping = False
 
     @property
@@ -61,16 +62,17 @@ class PanelController:
 
         Raises ``ValueError`` naming a bad setting (nothing is claimed then).
         """
-        settings = {"temperature": _checks.positive("temperature", temperature),
+        settings = {"temperature": _checks.between("temperature", temperature,
+                                                   *TEMPERATURE_RANGE),
                     "steps": _checks.at_least("steps", steps, 1),
                     "proposals_per_step": _checks.at_least(
                         "proposals_per_step", proposals_per_step, 1),
                     "seed": _checks.at_least("seed", seed, 0)}
-        with self._lock:
+        with self._lock:  # check and claim in one step: two starts never both succeed
             if self._running:
                 return False
             self._running = True
-        self.settings, self.run, self.error, self.stop_requested = settings, None, None, False
+            self.settings, self.run, self.error, self.stop_requested = settings, None, None, False
         return True
 
     def advance(self) -> bool:
@@ -79,6 +81,10 @@ class PanelController:
         A stop rule, the step limit, a Stop request, a model error or an exception
         ends the run; an exception is kept in ``error``, not raised.
         """
+        with self._step_lock:  # one step at a time, whoever calls
+            return self._advance()
+
+    def _advance(self) -> bool:
         if not self._running:
             return False
         self._stepping = True
@@ -89,10 +95,10 @@ class PanelController:
                                     **self.options)
             else:
                 self.run = optimize(self.dataset, self.model, steps=self.run.steps_done + 1,
-                                    resume=self.run)
+                                    resume=self.run, out_dir=self.options.get("out_dir"))
         except Exception as error:  # shown in the panel's status line, not lost in a log
             self.error = f"{type(error).__name__}: {error}"
-            return self._end(None)
+            return self._end(f"error: {self.error}")
         finally:
             self._stepping = False
         reason = self.run.stop_reason

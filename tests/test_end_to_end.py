@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from llm_optimizer import Run, make_dataset, optimize
+from llm_optimizer.journal import safe_cell
 
 pytestmark = pytest.mark.model
 
@@ -29,7 +30,7 @@ def test_a_short_run_on_the_real_model(smollm2, article, tmp_path):
     assert [r["step"] for r in records] == list(range(run.steps_done + 1))
     assert records[1]["prompt"].count("input:") == 1
     assert pd.read_csv(tmp_path / "history.csv")["reply"].fillna("").tolist() == (
-        h["reply"].tolist()
+        h["reply"].map(safe_cell).tolist()
     )
 
 
@@ -67,12 +68,18 @@ def test_cli_run_writes_the_record_and_the_plot(tmp_path):
     assert "optimizing" in done.stderr and "best=" in done.stderr  # the progress bar
     assert "stopped:" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv", "run.png", "settings.json", "steps.jsonl"]
+        "history.csv", "run.lock", "run.png", "settings.json", "steps.jsonl"]
     assert (out / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     settings = json.loads((out / "settings.json").read_text())
     assert settings["proposals_per_step"] == 4 and settings["temperature"] == 0.8
-    resumed = _cli("run", "--model", "smollm2", "--steps", "3", "--out", str(out), "--resume")
+    assert settings["dataset"] == "article" and settings["data_seed"] == 0
+    assert settings["model"] == "SmolLM2-135M-Instruct"
+    resumed = _cli("run", "--steps", "3", "--out", str(out), "--resume")  # the saved model
     assert resumed.returncode == 0, resumed.stderr
+    assert Run.load(out).steps_done == 3
+    conflict = _cli("run", "--preset", "opro", "--steps", "4", "--out", str(out), "--resume")
+    assert conflict.returncode == 2 and conflict.stderr.count("\n") == 1
+    assert "--preset (saved 'article', given 'opro')" in conflict.stderr
     assert Run.load(out).steps_done == 3
 
 
@@ -88,10 +95,10 @@ def test_cli_help_documents_every_flag():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--temperature", "0"], "temperature must be greater than 0"),
+        (["--temperature", "0"], "temperature must be between 0.001 and 100"),
         (["--steps", "0"], "steps must be a whole number >= 1"),
         (["--stop", "sometimes"], "stop must be"),
-        (["--model", "gpt-17"], "model must be one of"),
+        (["--model", "gpt-17"], "model name must be one of"),
     ],
 )
 def test_cli_reports_bad_flags_without_a_traceback(tmp_path, args, message):

@@ -199,3 +199,41 @@ def test_a_failing_or_malformed_model_ends_the_run_and_keeps_it(article, tmp_pat
     assert run.stop_reason.startswith(reason) and run.steps_done == 1
     saved = Run.load(tmp_path)
     assert saved.stop_reason == run.stop_reason and saved.history.equals(run.history)
+
+
+class Absurd:
+    """A model whose every pair overflows the loss, or holds no pair at all."""
+
+    name = "absurd"
+
+    def generate(self, prompt, *, n, temperature, max_new_tokens, seed=None):
+        return ["[1e300, 1]", "no idea"][:n]
+
+
+def test_a_run_with_no_finite_loss_still_summarises_and_plots(article, tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llm_optimizer.plots import plot_run
+
+    run = optimize(article, Absurd(), steps=2, proposals_per_step=2, init=[(1e300, 0)],
+                   stop=[TargetLoss(1.0)], progress=True, out_dir=tmp_path)
+    assert run.stop_reason == "step limit" and run.best is None and run.n_nonfinite == 3
+    assert "no proposal had a finite loss; stopped: step limit" in run.summary()
+    assert "best=none" in capsys.readouterr().err  # the progress bar
+    figure = plot_run(Run.load(tmp_path), article)
+    assert "no proposal had a finite loss" in figure.axes[0].get_title()
+
+
+def test_an_error_that_ends_a_run_is_its_stop_reason_and_is_saved(article, tmp_path):
+    runs = []
+
+    def on_step(run):
+        runs.append(run)
+        raise RuntimeError("the callback broke")
+
+    with pytest.raises(RuntimeError, match="the callback broke"):
+        optimize(article, Scripted([]), steps=5, on_step=on_step, out_dir=tmp_path)
+    assert runs[0].stop_reason == "error: RuntimeError: the callback broke"
+    saved = Run.load(tmp_path)
+    assert saved.stop_reason == runs[0].stop_reason and saved.steps_done == 1

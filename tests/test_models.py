@@ -73,7 +73,7 @@ def test_other_names(tmp_path):
     assert plan_load("org/model", cuda=False, trust_remote_code=True).trust_remote_code
     with pytest.raises(ValueError, match="does not exist"):
         plan_load(str(tmp_path / "missing.gguf"))
-    with pytest.raises(ValueError, match="model must be one of"):
+    with pytest.raises(ValueError, match="model name must be one of"):
         plan_load("gpt-17")
     with pytest.raises(ValueError, match="quantize=True needs a CUDA GPU"):
         plan_load("org/model", quantize=True)

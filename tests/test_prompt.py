@@ -1,4 +1,5 @@
 import math
+import time
 
 import pandas as pd
 import pytest
@@ -6,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_optimizer import build_meta_prompt, parse_reply
+from llm_optimizer.prompt import MAX_REPLY_CHARS
 
 HISTORY = [(1.0, 2.0, 30.0), (3.0, 0.5, 1.2345), (2.0, 1.0, 7.5), (1.0, 2.0, 31.0)]
 
@@ -64,6 +66,13 @@ def test_meta_prompt_checks_its_arguments():
         ("Answer: [2.9, 0.4] (rounded to 2 decimals)", (2.9, 0.4)),
         ("[\u22122, 3]", (-2.0, 3.0)),
         ("[w=2, b=3]", (2.0, 3.0)),
+        ("[b=2, w=3]", (3.0, 2.0)),
+        ("(b: -1, w: 0.5)", (0.5, -1.0)),
+        ("b = 0.5 and w = 3", (3.0, 0.5)),
+        ("I suggest w = 3.1, b = 0.5.", (3.1, 0.5)),
+        ("2.9, 0.4.", (2.9, 0.4)),
+        ("w, b = 1, 2", (1.0, 2.0)),
+        ("See [(1, 2)] above", (1.0, 2.0)),
     ],
 )
 def test_replies_models_really_write_are_parsed(reply, expected):
@@ -84,6 +93,10 @@ def test_replies_models_really_write_are_parsed(reply, expected):
         "",
         "[w, b]",
         None,
+        "[w=2, w=3]",
+        "w = 1, b = 2.3.4",
+        "n, n",
+        b"[1, 2]",
     ],
 )
 def test_replies_without_a_usable_pair_give_none(reply):
@@ -104,3 +117,34 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 @given(finite, finite, st.sampled_from(["[{}, {}]", "({}, {})", "w = {}, b = {}", "{}, {}"]))
 def test_any_finite_pair_round_trips(w, b, template):
     assert parse_reply(template.format(repr(w), repr(b))) == (w, b)
+
+
+# Inputs that made the old regular expressions backtrack: runs of white space, separators
+# and labels between the parts of a pair (471 s for the first at 100 KB).
+HOSTILE = [
+    "w=1" + " " * 100_000 + "x",
+    "w = 1," + " " * 100_000 + "b",
+    " " * 100_000 + "1, 2, 3",
+    "w, b = " + " " * 100_000 + "1",
+    "[" + "1, " * 40_000,
+    "(" * 100_000,
+    "w=1, " * 20_000,
+    "w = " * 25_000,
+    "9" * 100_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:12]))
+def test_parsing_100_kb_takes_well_under_a_second(text):
+    text = text[:MAX_REPLY_CHARS]
+    started = time.perf_counter()
+    parse_reply(text)
+    assert time.perf_counter() - started < 2.0  # the old parser: minutes (471 s for the first)
+
+
+def test_a_pair_at_the_end_of_100_kb_is_still_found_and_longer_replies_are_not_read():
+    text = "x " * 49_990 + "[1, 2]"
+    assert len(text) <= MAX_REPLY_CHARS and parse_reply(text) == (1.0, 2.0)
+    started = time.perf_counter()
+    assert parse_reply(" " * (10 * MAX_REPLY_CHARS) + "[1, 2]") is None
+    assert time.perf_counter() - started < 0.1

@@ -157,3 +157,51 @@ def test_stop_during_a_step_ends_the_run_after_it():
     assert controller.advance() is True
     assert controller.advance() is False
     assert controller.run.steps_done == 2 and controller.run.stop_reason == "stopped"
+
+
+def test_a_step_that_raises_ends_the_run_with_an_error_reason_not_running():
+    class Renamed(Scripted):  # a model that changes under the run: its next step is refused
+        def generate(self, prompt, **kwargs):
+            self.name = f"model {self.calls + 1}"
+            return super().generate(prompt, **kwargs)
+
+    controller = PanelController(make_dataset("article"), Renamed(), stop=[])
+    controller.start(temperature=1.0, steps=5, proposals_per_step=1)
+    assert controller.advance() is True
+    assert controller.advance() is False and not controller.running
+    assert controller.run.stop_reason.startswith("error: ValueError: resume continues")
+    assert controller.status().startswith("error: ValueError")
+
+
+def test_steps_asked_for_from_several_threads_run_one_at_a_time():
+    class Slow(Scripted):
+        active = peak = 0
+
+        def generate(self, prompt, **kwargs):
+            Slow.active += 1
+            Slow.peak = max(Slow.peak, Slow.active)
+            threading.Event().wait(0.02)
+            Slow.active -= 1
+            return super().generate(prompt, **kwargs)
+
+    controller = PanelController(make_dataset("article"), Slow(), stop=[])
+    controller.start(temperature=1.0, steps=6, proposals_per_step=1)
+    threads = [threading.Thread(target=controller.advance) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run = controller.run
+    assert Slow.peak == 1 and run.steps_done == 6
+    assert [r["step"] for r in run.records] == list(range(7))
+
+
+def test_a_panel_with_an_out_dir_journals_every_step(tmp_path):
+    from llm_optimizer import Run
+
+    controller = PanelController(make_dataset("article"), Scripted(), stop=[],
+                                 out_dir=tmp_path / "run")
+    controller.start(temperature=1.0, steps=3, proposals_per_step=2)
+    while controller.advance():
+        pass
+    assert Run.load(tmp_path / "run").history.equals(controller.run.history)

@@ -8,6 +8,9 @@ PROMPT_STYLES = ("chat", "completion")
 # A completion-style prompt ends in this cue, as in the blog article; the model
 # continues it with a pair.
 COMPLETION_CUE = "\n\nw, b ="
+# Below 0.001 the logits divided by the temperature overflow float32 and sampling fails;
+# above 100 every token is about as likely as any other.
+TEMPERATURE_RANGE = (0.001, 100.0)
 
 
 def completion_text(meta_prompt: str) -> str:

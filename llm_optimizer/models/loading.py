@@ -141,7 +141,17 @@ def plan_load(
     :func:`gpu_problem`), and ``"mistral"`` or ``"mistral-4bit"`` say why.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"model must be a non-empty string, got {name!r}")
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    cuda = _checks.boolean("cuda", cuda)
+    trust_remote_code = _checks.boolean("trust_remote_code", trust_remote_code)
+    if quantize is not None:
+        _checks.boolean("quantize", quantize)
+    if capability is not None:
+        if not isinstance(capability, list | tuple) or len(capability) != 2:
+            raise ValueError(f"capability must be a pair (major, minor), got {capability!r}")
+        capability = tuple(_checks.at_least("capability", v, 0) for v in capability)
+    if memory_gb is not None:
+        memory_gb = _checks.positive("memory_gb", memory_gb)
     problem = gpu_problem(capability, memory_gb) if cuda else None
     if name == "auto":
         name = "mistral-4bit" if cuda and problem is None else SMOLLM2
@@ -171,7 +181,7 @@ def plan_load(
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ValueError(f"model file {name!r} does not exist")
+            raise ValueError(f"model name {name!r} is a .gguf file that does not exist")
         return LoadPlan(str(path.parent), gguf_file=path.name, **common)
     if path.is_dir():
         return LoadPlan(str(path), quantize_4bit=bool(quantize), **common)
@@ -179,9 +189,26 @@ def plan_load(
         return LoadPlan(name, quantize_4bit=bool(quantize), **common)
     known = ", ".join(repr(n) for n in NAMES)
     raise ValueError(
-        f"model must be one of {known}, a .gguf file, a model directory or a "
+        f"model name must be one of {known}, a .gguf file, a model directory or a "
         f"Hugging Face id like 'org/model'; got {name!r}"
     )
+
+
+def plan_here(name: str = "auto", *, quantize: bool | None = None,
+              trust_remote_code: bool = False) -> LoadPlan:
+    """:func:`plan_load` for this machine's GPU, if any: what ``load_model`` would load."""
+    cuda = torch.cuda.is_available()
+    capability = memory_gb = None
+    if cuda:
+        capability = torch.cuda.get_device_capability()
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+                     quantize=quantize, trust_remote_code=trust_remote_code)
+
+
+def spec_for(label: str) -> str:
+    """The ``name`` to give ``load_model`` for a model saved in a run as ``label``."""
+    return next((name for name, shown in LABELS.items() if shown == label), label)
 
 
 def load_model(
@@ -216,16 +243,16 @@ def load_model(
     if model is not None or api_key is not None:
         raise ValueError("model= and api_key= are for a served model: pass the server's URL "
                          f"as the first argument, such as 'http://HOST:8000/v1'; got {name!r}")
-    cuda = torch.cuda.is_available()
-    capability = memory_gb = None
-    if cuda:
-        capability = torch.cuda.get_device_capability()
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-    plan = plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
-                     quantize=quantize, trust_remote_code=trust_remote_code)
+    _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
+    if quantize is not None:
+        _checks.boolean("quantize", quantize)
+    plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
     if name == "auto" and plan.device == "cpu":
         from ..notebook import on_colab
 
+        cuda = torch.cuda.is_available()
+        capability = torch.cuda.get_device_capability() if cuda else None
+        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None
         if cuda:
             warnings.warn(f"Using the small bundled model on the CPU: "
                           f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)

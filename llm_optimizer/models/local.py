@@ -13,7 +13,7 @@ import torch
 
 from .. import _checks
 from ..prompt import parse_reply
-from .base import PROMPT_STYLES, chat_messages, completion_text
+from .base import PROMPT_STYLES, TEMPERATURE_RANGE, chat_messages, completion_text
 from .shared_prefix import _empty_cache, _shared_prefix_attention_on, _SharedPrefix
 
 
@@ -22,6 +22,13 @@ class LLM:
 
     def __init__(self, model, tokenizer, *, name: str = "model", prompt_style: str = "chat"):
         """Wrap a Hugging Face causal LM and its tokenizer (``load_model`` does this)."""
+        if not callable(model) or not hasattr(model, "generation_config"):
+            raise ValueError(f"model must be a transformers causal language model, got "
+                             f"{type(model).__name__}; get an LLM from load_model()")
+        if not callable(getattr(tokenizer, "decode", None)):
+            raise ValueError(f"tokenizer must be a transformers tokenizer, got "
+                             f"{type(tokenizer).__name__}")
+        _checks.text("name", name)
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -77,9 +84,14 @@ class LLM:
         as soon as it holds a complete pair, or (completion prompts) at the end
         of its first line. A ``seed`` makes the replies repeatable.
         """
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
         n = _checks.at_least("n", n, 1)
-        temperature = _checks.positive("temperature", temperature)
+        temperature = _checks.between("temperature", temperature, *TEMPERATURE_RANGE)
         max_new_tokens = _checks.at_least("max_new_tokens", max_new_tokens, 1)
+        if seed is not None:
+            seed = _checks.at_least("seed", seed, 0)
+        do_sample = _checks.boolean("do_sample", do_sample)
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))

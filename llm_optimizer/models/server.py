@@ -89,6 +89,13 @@ class ServerModel:
         self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
         self.timeout = _checks.positive("timeout", timeout)
         self.max_retries = _checks.at_least("max_retries", max_retries, 0)
+        if model is not None and not (isinstance(model, str) and model):
+            raise ValueError("model must be the served model's name (a non-empty string) or "
+                             f"None for the only one the server lists, got {model!r}")
+        if api_key is not None and not isinstance(api_key, str):  # never shown: a secret
+            raise ValueError(f"api_key must be a string or None, got a {type(api_key).__name__}")
+        if not (isinstance(api_key_env, str) and api_key_env):
+            raise ValueError(f"api_key_env must name an environment variable, got {api_key_env!r}")
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env) or None
         self._key_given = key is not None
