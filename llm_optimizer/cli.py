@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .data import PRESETS, make_dataset
+from .grammar import REPLY_FORMATS
 from .journal import check_folder, write_atomic
 from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
@@ -20,7 +21,7 @@ FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
          "prompt_style": "--prompt-style", "temperature": "--temperature",
          "proposals_per_step": "--proposals", "max_pairs": "--max-pairs",
          "decimals": "--decimals", "stop": "--stop", "seed": "--seed",
-         "max_new_tokens": "--max-new-tokens"}
+         "max_new_tokens": "--max-new-tokens", "reply_format": "--reply-format"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,9 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-style", default=None, choices=PROMPT_STYLES,
                      help="chat template, or plain text ending in 'w, b =' as in the article; "
                      "default: completion for the bundled SmolLM2, chat for other models")
+    run.add_argument("--reply-format", default=None, choices=REPLY_FORMATS,
+                     help="free text read by the parser, only the pair (a grammar the "
+                     "decoder follows), or a short reason and then the pair; default: free")
     run.add_argument("--max-new-tokens", type=int, default=None,
                      help="longest reply in tokens; default: 16 for completion prompts, "
-                     "40 for chat")
+                     "40 for chat, or the longest reply --reply-format allows if longer")
     run.add_argument("--seed", type=int, default=None,
                      help="seed for the start and the sampling; default: 0")
     run.add_argument("--data-seed", type=int, default=None,
@@ -111,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = {
         "steps": args.steps, "temperature": args.temperature, "proposals_per_step": args.proposals,
         "max_pairs": args.max_pairs, "decimals": args.decimals, "stop": stop, "seed": args.seed,
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": args.max_new_tokens, "reply_format": args.reply_format,
     }
     # Everything that can be checked is checked before the model loads (30 s or more).
     served = args.base_url is not None
@@ -128,8 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         resolve_settings(dataset, steps=args.steps, **{k: saved[k] for k in _RESUMED},
                          stop=[rule_from_dict(r) for r in saved["stop"]])
     else:
-        reply = 1 if args.max_new_tokens is None else args.max_new_tokens  # 1: the model's
-        resolve_settings(dataset, **{**settings, "max_new_tokens": reply})
+        resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
         if not served:
             plan_here(name)
     check_folder(args.out, resume=args.resume)

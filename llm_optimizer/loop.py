@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ import pandas as pd
 
 from . import _checks
 from .data import Dataset
+from .grammar import check_format, reply_tokens
 from .journal import SETTINGS_FILE, Journal, read_settings, read_steps
 from .models.base import TEMPERATURE_RANGE
 from .prompt import build_meta_prompt, parse_reply
@@ -92,10 +94,11 @@ class Run:
         timing = f", {np.mean(seconds):.2f} s per step" if seconds else ""
         found = ("no proposal had a finite loss" if best is None
                  else f"best w={best.w:g}, b={best.b:g}, loss={best.loss:.4g}")
+        fallback = self.settings.get("reply_format_fallback")
         return (
             f"{self.steps_done} steps, {replies} replies, {replies - self.n_failed} parsed "
             f"({(replies - self.n_failed) / max(replies, 1):.0%}){timing}; "
-            f"{found}; stopped: {self.stop_reason}"
+            f"{found}; stopped: {self.stop_reason}" + (f"; note: {fallback}" if fallback else "")
         )
 
     def save(self, path: str | Path) -> Path:
@@ -137,10 +140,10 @@ class Run:
 # What defines a run: a resume must match all of these (``steps`` may grow).
 DEFINING = ("dataset", "data_seed", "data_digest", "model", "prompt_style", "temperature",
             "proposals_per_step", "max_pairs", "decimals", "loss", "init", "seed",
-            "max_new_tokens", "stop")
+            "max_new_tokens", "stop", "reply_format")
 REQUIRED = ("steps", *DEFINING)
 _RESUMED = ("temperature", "proposals_per_step", "max_pairs", "decimals", "loss", "init", "seed",
-            "max_new_tokens")
+            "max_new_tokens", "reply_format")
 
 
 def dataset_identity(dataset: Dataset) -> dict[str, Any]:
@@ -232,11 +235,14 @@ def resolve_settings(
     init: Sequence[tuple[float, float]] | None = None,
     stop: Sequence | None = None,
     seed: int | None = 0,
-    max_new_tokens: int = 24,
+    max_new_tokens: int | None = 24,
+    reply_format: str = "free",
 ) -> dict[str, Any]:
     """Check the settings of a run and fill the missing ones from the preset.
 
-    Raises ``ValueError`` naming the first bad argument. See :func:`optimize`.
+    ``max_new_tokens=None`` gives 24, or the longest reply ``reply_format`` allows if
+    that is longer. Raises ``ValueError`` naming the first bad argument. See
+    :func:`optimize`.
     """
     if not isinstance(dataset, Dataset):
         raise ValueError(f"dataset must be a Dataset (see make_dataset), got {type(dataset)}")
@@ -260,8 +266,15 @@ def resolve_settings(
         ),
         "loss": _checks.one_of("loss", loss or setup.loss, ("mse", "sse")),
         "seed": _checks.at_least("seed", 0 if seed is None else seed, 0),
-        "max_new_tokens": _checks.at_least("max_new_tokens", max_new_tokens, 1),
+        "reply_format": check_format(reply_format),
     }
+    least = reply_tokens(reply_format, settings["decimals"])
+    settings["max_new_tokens"] = _checks.at_least(
+        "max_new_tokens", max(24, least) if max_new_tokens is None else max_new_tokens, 1)
+    if settings["max_new_tokens"] < least:
+        raise ValueError(f"max_new_tokens must be at least {least} for reply_format "
+                         f"{reply_format!r} with {settings['decimals']} decimals (its longest "
+                         f"reply), got {settings['max_new_tokens']}; leave it out to get {least}")
     if stop is not None and not isinstance(stop, list | tuple):
         raise ValueError(f"stop must be a list of rules such as [TargetLoss(0.5)], got {stop!r}")
     rules = default_stop(dataset) if stop is None else list(stop)
@@ -289,6 +302,7 @@ def optimize(
     stop: Sequence | None = None,
     seed: int | None = None,
     max_new_tokens: int | None = None,
+    reply_format: str | None = None,
     on_step: Callable[[Run], bool | None] | None = None,
     out_dir: str | Path | None = None,
     resume: Run | None = None,
@@ -299,7 +313,13 @@ def optimize(
     Settings left as ``None`` come from the data set's preset (``dataset.setup``);
     ``init`` defaults to the preset's random starting pairs. ``stop`` is a list
     of rules (default: the preset's); the step limit always applies.
-    ``max_new_tokens`` caps each reply (default: the model's ``reply_tokens``).
+    ``max_new_tokens`` caps each reply (default: the model's ``reply_tokens``, or the
+    longest reply the format allows if that is longer). ``reply_format`` is ``"free"``
+    (the default: any text, then the parser looks for a pair), ``"pair"`` (the
+    decoder can write only the pair, in the prompt's precision) or ``"reason+pair"``
+    (a bounded stretch of text, then the forced pair); see :mod:`llm_optimizer.grammar`.
+    A server that cannot constrain replies gets free text, and the run's settings say
+    so (``reply_format_fallback``).
     ``on_step(run)`` is called after every step and may return True to stop.
     With ``out_dir`` (a new or empty folder) the settings are saved first and every
     step is appended to ``steps.jsonl`` as it ends, so a killed run loses nothing;
@@ -319,7 +339,8 @@ def optimize(
     progress = _checks.boolean("progress", progress)
     given = {"temperature": temperature, "proposals_per_step": proposals_per_step,
              "max_pairs": max_pairs, "decimals": decimals, "loss": loss, "init": init,
-             "stop": stop, "seed": seed, "max_new_tokens": max_new_tokens}
+             "stop": stop, "seed": seed, "max_new_tokens": max_new_tokens,
+             "reply_format": reply_format}
     identity = {**dataset_identity(dataset),
                 "model": _checks.text("model.name", getattr(model, "name", type(model).__name__)),
                 "prompt_style": getattr(model, "prompt_style", None)}
@@ -334,10 +355,12 @@ def optimize(
             stop=[rule_from_dict(r) for r in saved["stop"]],
         )
     else:
+        given["reply_format"] = reply_format or "free"
         if max_new_tokens is None:
-            given["max_new_tokens"] = getattr(model, "reply_tokens", 24)
+            given["max_new_tokens"] = _default_reply_tokens(model, dataset, given)
         settings = resolve_settings(dataset, steps=steps, **given)
     settings.update(identity)
+    constrained = _format_options(model, settings)
     loss_fn = loss_function(settings["loss"])
     rules = [rule_from_dict(r) for r in settings["stop"]]
     run = resume if resume is not None else Run(settings=settings)
@@ -364,11 +387,14 @@ def optimize(
                     prompt, n=settings["proposals_per_step"],
                     temperature=settings["temperature"],
                     max_new_tokens=settings["max_new_tokens"],
-                    seed=_step_seed(settings["seed"], step),
+                    seed=_step_seed(settings["seed"], step), **constrained,
                 )
             except Exception as error:  # the run so far is kept; the reason says what failed
                 run.stop_reason = f"model error: {type(error).__name__}: {error}"
                 break
+            fallback = getattr(model, "reply_format_fallback", None) if constrained else None
+            if fallback and run.settings.get("reply_format_fallback") != fallback:
+                run.settings["reply_format_fallback"] = fallback  # saved when the run ends
             problem = _reply_problem(replies, settings["proposals_per_step"])
             if problem:
                 run.stop_reason = f"model error: {problem}"
@@ -405,6 +431,29 @@ def optimize(
         if journal is not None:
             journal.close({**run.settings, "stop_reason": run.stop_reason}, run.history)
     return run
+
+
+def _default_reply_tokens(model, dataset: Dataset, given: dict[str, Any]) -> int | None:
+    """The model's reply length, or the longest reply the format allows if longer;
+    None (checked and reported by ``resolve_settings``) for a bad format or precision."""
+    decimals = dataset.setup.decimals if given["decimals"] is None else given["decimals"]
+    try:
+        least = reply_tokens(given["reply_format"], decimals)
+    except (TypeError, ValueError):
+        return None
+    return max(getattr(model, "reply_tokens", 24), least)
+
+
+def _format_options(model, settings: dict[str, Any]) -> dict[str, Any]:
+    """What ``generate`` is passed for the run's reply format (nothing for free text)."""
+    if settings["reply_format"] == "free":
+        return {}
+    accepts = inspect.signature(model.generate).parameters
+    if "reply_format" not in accepts or "decimals" not in accepts:
+        raise ValueError(f"reply_format {settings['reply_format']!r} needs a model whose "
+                         "generate() takes reply_format and decimals (LLM, ServerModel); "
+                         f"{type(model).__name__} takes neither: use reply_format='free'")
+    return {"reply_format": settings["reply_format"], "decimals": settings["decimals"]}
 
 
 def _reply_problem(replies: object, n: int) -> str | None:

@@ -80,10 +80,11 @@ def build_meta_prompt(history, *, max_pairs: int = 10, decimals: int = 2) -> str
     return "\n\n".join(blocks)
 
 
-# A reply is read token by token, in one pass: no pattern that can backtrack.
+# A reply is read token by token, in one pass: no pattern that can backtrack. Double
+# quotes count as white space, so a JSON object {"w": 1, "b": 2} reads as w: 1, b: 2.
 _TOKEN_RE = re.compile(
     r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"|(?P<word>[^\W\d_]+)|(?P<space>\s+)|(?P<other>.)",
+    r"|(?P<word>[^\W\d_]+)|(?P<space>[\s\"]+)|(?P<other>.)",
     re.DOTALL,
 )
 _DASHES = str.maketrans({"\u2212": "-", "\u2013": "-"})
@@ -204,10 +205,10 @@ def parse_reply(text: str) -> tuple[float, float] | None:
     """Read a ``(w, b)`` pair from a model's reply, or return ``None``.
 
     Accepts ``[w, b]``, ``(w, b)``, labelled pairs in any order (``w = 3.1, b = 0.5.``,
-    ``[b=2, w=3]``) and a bare ``w, b`` line (the continuation of a prompt ending in
-    ``w, b =``). When several pairs appear, the last one wins. Runs in time linear
-    in the reply's length; a reply over ``MAX_REPLY_CHARS`` characters, or anything
-    but a string, gives ``None``. Never raises.
+    ``[b=2, w=3]``, ``{"w": 3, "b": 2}``) and a bare ``w, b`` line (the continuation
+    of a prompt ending in ``w, b =``). When several pairs appear, the last one wins.
+    Runs in time linear in the reply's length; a reply over ``MAX_REPLY_CHARS``
+    characters, or anything but a string, gives ``None``. Never raises.
     """
     if not isinstance(text, str) or len(text) > MAX_REPLY_CHARS:
         return None

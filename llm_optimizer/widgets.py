@@ -27,6 +27,7 @@ import matplotlib
 
 from . import _checks
 from .data import Dataset
+from .grammar import REPLY_FORMATS, check_format
 from .loop import Run, optimize
 from .models.base import TEMPERATURE_RANGE
 
@@ -57,7 +58,7 @@ class PanelController:
         return self._running
 
     def start(self, *, temperature: float, steps: int, proposals_per_step: int,
-              seed: int = 0) -> bool:
+              seed: int = 0, reply_format: str = "free") -> bool:
         """Claim the controller for a new run with these settings; False if one is going.
 
         Raises ``ValueError`` naming a bad setting (nothing is claimed then).
@@ -67,7 +68,8 @@ class PanelController:
                     "steps": _checks.at_least("steps", steps, 1),
                     "proposals_per_step": _checks.at_least(
                         "proposals_per_step", proposals_per_step, 1),
-                    "seed": _checks.at_least("seed", seed, 0)}
+                    "seed": _checks.at_least("seed", seed, 0),
+                    "reply_format": check_format(reply_format)}
         with self._lock:  # check and claim in one step: two starts never both succeed
             if self._running:
                 return False
@@ -152,7 +154,10 @@ class PanelController:
             head = f"finished: {total} steps done"
         else:
             head = f"finished after step {run.steps_done}: {run.stop_reason}"
-        return " · ".join([head, result, parsed, seed])
+        parts = [head, result, parsed, seed]
+        if run.settings.get("reply_format_fallback"):
+            parts.append(run.settings["reply_format_fallback"])
+        return " · ".join(parts)
 
 
 def render_png(run: Run, dataset: Dataset) -> bytes:
@@ -169,8 +174,9 @@ def render_png(run: Run, dataset: Dataset) -> bytes:
 
 
 def optimizer_panel(dataset: Dataset, model, **options: Any):
-    """Sliders for temperature, iterations and proposals per step, a seed, Run and Stop
-    buttons, a status line and a picture that updates after every step.
+    """Sliders for temperature, iterations and proposals per step, a seed, the reply
+    format, Run and Stop buttons, a status line and a picture that updates after every
+    step.
 
     ``options`` go to ``optimize`` (``init``, ``stop``, ``max_pairs``, ...). After each
     run the seed moves on by one, so Run again samples anew; set it to repeat a run.
@@ -190,6 +196,10 @@ def optimizer_panel(dataset: Dataset, model, **options: Any):
                             description="proposals per step", style=readable, layout=wide)
     seed = w.BoundedIntText(value=options.pop("seed", 0), min=0, max=MAX_SEED,
                             description="seed", style=readable, layout=w.Layout(width="160px"))
+    reply_format = w.Dropdown(options=REPLY_FORMATS,
+                              value=check_format(options.pop("reply_format", "free")),
+                              description="reply format", style=readable,
+                              layout=w.Layout(width="240px"))
     run_button = w.Button(description="Run", button_style="success", icon="play")
     stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
                            disabled=True)
@@ -219,7 +229,8 @@ def optimizer_panel(dataset: Dataset, model, **options: Any):
     def on_run(_button) -> None:
         try:
             claimed = controller.start(temperature=temperature.value, steps=steps.value,
-                                       proposals_per_step=proposals.value, seed=seed.value)
+                                       proposals_per_step=proposals.value, seed=seed.value,
+                                       reply_format=reply_format.value)
         except ValueError as error:
             status.value = html.escape(f"error: {error}")
             return
@@ -240,10 +251,11 @@ def optimizer_panel(dataset: Dataset, model, **options: Any):
     run_button.on_click(on_run)
     stop_button.on_click(on_stop)
     tock.observe(on_tock, names="value")
-    panel = w.VBox([w.HBox([temperature, steps]), w.HBox([proposals, seed]),
+    panel = w.VBox([w.HBox([temperature, steps]), w.HBox([proposals, seed, reply_format]),
                     w.HBox([run_button, stop_button]), status, picture, tick, tock])
     panel.controller = controller
     panel.controls = {"temperature": temperature, "steps": steps, "proposals": proposals,
-                      "seed": seed, "run": run_button, "stop": stop_button, "status": status,
+                      "seed": seed, "reply_format": reply_format, "run": run_button,
+                      "stop": stop_button, "status": status,
                       "picture": picture, "tick": tick, "tock": tock}
     return panel

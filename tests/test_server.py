@@ -14,9 +14,9 @@ import pytest
 from benchmarks.local_server import LocalServer, export_for_serving, free_port
 from llm_optimizer import Run, load_model, optimize
 from llm_optimizer.cli import main
+from llm_optimizer.grammar import reply_json_schema, reply_regex
 from llm_optimizer.models import Proposer, ServerError, ServerModel
-from llm_optimizer.models.server import REPLY_REGEX
-from llm_optimizer.prompt import build_meta_prompt
+from llm_optimizer.prompt import build_meta_prompt, parse_reply
 
 pytestmark = pytest.mark.model
 SECRET = "sk-test-1f2e3d4c5b6a"
@@ -64,8 +64,26 @@ def test_a_constrained_reply_format_falls_back_to_free_text_and_says_so(server):
     model = load_model(server.base_url, prompt_style="completion")
     replies = model.generate(PROMPT, n=2, max_new_tokens=5, seed=3, reply_format="pair")
     assert len(replies) == 2
-    assert "refused structured outputs (422)" in model.reply_format_fallback
+    assert "refused structured outputs (422 for regex)" in model.reply_format_fallback
     assert model.structured_output_body("pair") is None  # not asked again
+
+
+def test_a_chat_model_tries_the_json_schema_before_falling_back(server):
+    chat = load_model(server.base_url, model=server.model)
+    replies = chat.generate(PROMPT, n=1, max_new_tokens=5, seed=3, reply_format="pair")
+    assert len(replies) == 1 and chat.constraints == []
+    assert "for json_schema" in chat.reply_format_fallback  # the last one refused
+
+
+def test_a_run_on_a_server_without_constraints_says_so_in_its_settings(server, article,
+                                                                       tmp_path):
+    model = load_model(server.base_url, prompt_style="completion")
+    run = optimize(article, model, steps=1, proposals_per_step=2, stop=[], out_dir=tmp_path,
+                   reply_format="pair", max_new_tokens=18)
+    saved = Run.load(tmp_path).settings
+    assert saved["reply_format"] == "pair"
+    assert "free text instead of 'pair'" in saved["reply_format_fallback"]
+    assert "free text instead of 'pair'" in run.summary()
 
 
 def test_optimize_runs_through_the_server(served, article, tmp_path):
@@ -222,10 +240,30 @@ def test_a_constrained_reply_format_sends_vllms_structured_outputs(stub):
     model = ServerModel(stub.url, prompt_style="completion")
     assert model.name == "stub"  # the only model listed
     assert model.render("META") == "META\n\nw, b =" and ServerModel(stub.url).render("M") == "M"
-    assert model.generate(PROMPT, n=1, seed=7, reply_format="pair") == [" [1, 2]"]
+    assert model.generate(PROMPT, n=1, seed=7, reply_format="pair", decimals=0) == [" [1, 2]"]
     body = stub.seen[-1][3]
-    assert body["structured_outputs"] == {"regex": REPLY_REGEX["pair"]} and body["seed"] == 7
+    regex = reply_regex("pair", decimals=0, prompt_style="completion")
+    assert body["structured_outputs"] == {"regex": regex} and body["seed"] == 7
     assert model.reply_format_fallback is None
+
+
+def test_a_chat_server_refusing_the_regex_gets_openais_json_schema(stub):
+    def refuse_regex(handler):
+        if "structured_outputs" in stub.seen[-1][3]:
+            return 400, {"error": {"message": "Unrecognized request argument"}}, None, 0
+        return 200, {**CHOICE[1], "object": "chat.completion", "choices": [{
+            "index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": '{"w": 3.5, "b": -1}'}}]}, None, 0
+
+    stub.on_post = refuse_regex
+    model = ServerModel(stub.url)
+    assert model.generate(PROMPT, n=1, seed=1, reply_format="reason+pair") == [
+        '{"w": 3.5, "b": -1}']
+    sent = stub.seen[-1][3]["response_format"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["schema"] == reply_json_schema(with_reason=True)
+    assert model.constraints == ["json_schema"] and model.reply_format_fallback is None
+    assert parse_reply('{"w": 3.5, "b": -1}') == (3.5, -1.0)
 
 
 def test_a_server_honouring_n_gets_one_request_per_step(stub):

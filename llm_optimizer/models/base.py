@@ -29,7 +29,9 @@ class Proposer(Protocol):
     """A model that proposes ``(w, b)`` pairs: what ``optimize``, the CLI and the panel use.
 
     ``name`` is shown in plots and saved in a run's settings; ``reply_tokens`` is
-    the default reply length for its prompt style.
+    the default reply length for its prompt style. A model that can constrain its
+    replies (``reply_format="pair"`` and ``"reason+pair"``) takes ``reply_format`` and
+    ``decimals`` too; ``optimize`` passes them only for a constrained format.
     """
 
     name: str

@@ -2,7 +2,9 @@
 
 The prompt is run through the model once; the ``n`` samples are decoded together
 and each stops as soon as it has written a complete pair (see ``shared_prefix``
-for how the prompt's keys and values are shared instead of copied).
+for how the prompt's keys and values are shared instead of copied). A constrained
+``reply_format`` masks, at every step, the tokens that would leave its grammar
+(see ``grammar``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import inspect
 import torch
 
 from .. import _checks
+from ..grammar import ReplyGrammar, check_format, reply_tokens
 from ..prompt import parse_reply
 from .base import PROMPT_STYLES, TEMPERATURE_RANGE, chat_messages, completion_text
 from .shared_prefix import _empty_cache, _shared_prefix_attention_on, _SharedPrefix
@@ -43,6 +46,7 @@ class LLM:
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._shares_prefix: bool | None = None  # found out on the first call
+        self._grammar: ReplyGrammar | None = None  # built on the first constrained call
 
     def __repr__(self) -> str:
         return f"LLM({self.name!r}, device={self.device}, prompt_style={self.prompt_style!r})"
@@ -76,6 +80,8 @@ class LLM:
         max_new_tokens: int = 24,
         seed: int | None = None,
         do_sample: bool = True,
+        reply_format: str = "free",
+        decimals: int = 2,
     ) -> list[str]:
         """Sample ``n`` replies to one meta-prompt.
 
@@ -83,6 +89,9 @@ class LLM:
         the most likely token instead. Each reply stops at the end-of-text token,
         as soon as it holds a complete pair, or (completion prompts) at the end
         of its first line. A ``seed`` makes the replies repeatable.
+        ``reply_format`` ``"pair"`` or ``"reason+pair"`` allows only the tokens that
+        keep a reply in that format, with numbers of up to ``decimals`` places
+        (see :mod:`llm_optimizer.grammar`); such a reply ends where its grammar does.
         """
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
@@ -92,6 +101,12 @@ class LLM:
         if seed is not None:
             seed = _checks.at_least("seed", seed, 0)
         do_sample = _checks.boolean("do_sample", do_sample)
+        check_format(reply_format)
+        decimals = _checks.at_least("decimals", decimals, 0)
+        if reply_format != "free" and max_new_tokens < reply_tokens(reply_format, decimals):
+            raise ValueError(
+                f"max_new_tokens must be at least {reply_tokens(reply_format, decimals)} for "
+                f"reply_format {reply_format!r} with {decimals} decimals, got {max_new_tokens}")
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -103,16 +118,24 @@ class LLM:
         else:  # the generic way: copy the prompt's keys and values to every sample
             cache.batch_repeat_interleave(n)
         logits = logits.expand(n, -1)
+        matchers = None
+        if reply_format != "free":
+            matchers = self.grammar(logits.shape[-1]).matchers(
+                reply_format, n, decimals=decimals, prompt_style=self.prompt_style)
         tokens: list[list[int]] = [[] for _ in range(n)]
         active = list(range(n))  # the replies still being written, in cache order
         for step in range(max_new_tokens):
+            if matchers is not None:  # the grammar's mask first, then the temperature
+                logits = logits.clone()
+                self._grammar.mask(logits, [matchers[row] for row in active])
             if do_sample:
                 probs = torch.softmax(logits / temperature, dim=-1)
                 next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)
             else:
                 next_ids = logits.argmax(dim=-1)
             going = [k for k, (row, token) in enumerate(zip(active, next_ids.tolist(), strict=True))
-                     if not self._finished(tokens[row], token)]
+                     if not self._finished(tokens[row], token,
+                                           None if matchers is None else matchers[row])]
             if not going or step == max_new_tokens - 1:
                 break
             if len(going) < len(active):  # drop finished replies from the batch
@@ -166,11 +189,46 @@ class LLM:
             )
         return self._shares_prefix
 
-    def _finished(self, tokens: list[int], token: int) -> bool:
-        """Append ``token`` unless it ends the text; say whether the reply is complete."""
+    def grammar(self, vocab_size: int | None = None) -> ReplyGrammar:
+        """The reply formats compiled for this model's tokenizer (built once, about 1 s)."""
+        if self._grammar is None:
+            size = vocab_size or self.model.get_output_embeddings().weight.shape[0]
+            self._grammar = ReplyGrammar(self.tokenizer, size)
+        return self._grammar
+
+    def allowed_tokens(self, reply_format: str, reply: str = "", *,
+                       decimals: int = 2) -> list[str]:
+        """The tokens ``reply_format`` allows after the start of a reply ``reply``, as text.
+
+        What the mask leaves the model at one decoding step; an empty list means the
+        grammar has ended (or ``reply`` already left it).
+        """
+        check_format(reply_format)
+        if reply_format == "free":
+            raise ValueError("reply_format 'free' allows every token; use 'pair' or "
+                             "'reason+pair'")
+        _checks.instance("reply", reply, str, "a string")
+        grammar = self.grammar()
+        [matcher] = grammar.matchers(reply_format, 1, decimals=decimals,
+                                     prompt_style=self.prompt_style)
+        for token in self.tokenizer(reply, add_special_tokens=False)["input_ids"]:
+            if not matcher.consume_token(token):
+                return []
+        if matcher.is_stopped():
+            return []
+        return [self.tokenizer.decode([t]) for t in grammar.allowed(matcher)]
+
+    def _finished(self, tokens: list[int], token: int, matcher=None) -> bool:
+        """Append ``token`` unless it ends the text; say whether the reply is complete.
+
+        Under a grammar (``matcher``) the reply is complete when the grammar ends.
+        """
         if token in self.eos_ids:
             return True
         tokens.append(token)
+        if matcher is not None:
+            matcher.consume_token(token)
+            return matcher.is_stopped()
         piece = self.tokenizer.decode([token])
         if not any(c in piece for c in "])\n"):
             return False

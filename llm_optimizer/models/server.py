@@ -21,16 +21,10 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import _checks
+from ..grammar import check_format, reply_json_schema, reply_regex
 from .base import PROMPT_STYLES, chat_messages, completion_text
 
 API_KEY_ENV = "OPENAI_API_KEY"
-REPLY_FORMATS = ("free", "pair", "reason+pair")
-_NUMBER = r"-?[0-9]+(\.[0-9]+)?"
-# vLLM's structured outputs take a regular expression for the reply.
-REPLY_REGEX = {
-    "pair": rf" ?\[{_NUMBER}, {_NUMBER}\]",
-    "reason+pair": rf"[^\[\]]{{0,300}}\[{_NUMBER}, {_NUMBER}\]",
-}
 START_A_SERVER = ("start one there with `vllm serve MODEL --port PORT` (or "
                   "`transformers serve MODEL --port PORT`), or check the URL")
 _SHOWN_MODELS = 10
@@ -105,6 +99,9 @@ class ServerModel:
         self.reply_tokens = 16 if prompt_style == "completion" else 40
         # Choices the server returns for one request asking for n (None: not known yet).
         self.choices_per_request: int | None = None
+        # How a constrained reply is asked for, in the order tried: vLLM's regex, then
+        # (chat only) OpenAI's JSON schema; a kind the server refuses is not tried again.
+        self.constraints = ["regex", "json_schema"] if prompt_style == "chat" else ["regex"]
         # Why a constrained reply format fell back to free text (None: it did not).
         self.reply_format_fallback: str | None = None
         self.name = self._check_model(model)
@@ -134,6 +131,7 @@ class ServerModel:
         max_new_tokens: int = 24,
         seed: int | None = None,
         reply_format: str = "free",
+        decimals: int = 2,
     ) -> list[str]:
         """Sample ``n`` replies to one meta-prompt.
 
@@ -142,35 +140,46 @@ class ServerModel:
         requests, and later steps split ``n`` that way from the start. Request
         ``i`` of a step gets the seed ``seed + i``, so the replies are repeatable
         where the server honours seeds and differ from each other.
-        ``reply_format`` other than ``"free"`` asks for a constrained reply (see
-        :meth:`structured_output_body`).
+        ``reply_format`` other than ``"free"`` asks for a constrained reply with
+        numbers of up to ``decimals`` places (see :meth:`structured_output_body`);
+        a server that refuses every way of asking gets free text, and
+        ``reply_format_fallback`` says so.
         """
         n = _checks.at_least("n", n, 1)
         temperature = _checks.positive("temperature", temperature)
         max_new_tokens = _checks.at_least("max_new_tokens", max_new_tokens, 1)
-        _checks.one_of("reply_format", reply_format, REPLY_FORMATS)
+        check_format(reply_format)
+        decimals = _checks.at_least("decimals", decimals, 0)
         options = {"temperature": temperature, "max_tokens": max_new_tokens}
-        extra = self.structured_output_body(reply_format) if reply_format != "free" else None
         with self._errors():
-            try:
-                return self._sample(prompt, n, options, seed, extra)
-            except self._rejected_field() as error:
-                if extra is None:
-                    raise
-                self.reply_format_fallback = (
-                    f"{self.base_url} refused structured outputs ({error.status_code}), so "
-                    f"replies are free text instead of {reply_format!r}")
-                return self._sample(prompt, n, options, seed, None)
+            while reply_format != "free" and self.constraints:
+                extra = self.structured_output_body(reply_format, decimals)
+                try:
+                    return self._sample(prompt, n, options, seed, extra)
+                except self._rejected_field() as error:
+                    refused = self.constraints.pop(0)
+                    if not self.constraints:
+                        self.reply_format_fallback = (
+                            f"{self.base_url} refused structured outputs ({error.status_code} "
+                            f"for {refused}), so replies are free text instead of "
+                            f"{reply_format!r}")
+            return self._sample(prompt, n, options, seed, None)
 
-    def structured_output_body(self, reply_format: str) -> dict | None:
-        """The request field that constrains replies to ``reply_format``: vLLM's
-        ``structured_outputs`` with a regular expression, sent through ``extra_body``.
+    def structured_output_body(self, reply_format: str, decimals: int = 2) -> dict | None:
+        """The request fields that constrain replies to ``reply_format``, sent through
+        ``extra_body``: vLLM's ``structured_outputs`` with a regular expression or, where a
+        server refused that, OpenAI's ``response_format`` with a JSON schema.
 
-        None once the server has refused it (see ``reply_format_fallback``).
+        None once the server has refused both (see ``reply_format_fallback``).
         """
-        if self.reply_format_fallback is not None:
+        if not self.constraints:
             return None
-        return {"structured_outputs": {"regex": REPLY_REGEX[reply_format]}}
+        if self.constraints[0] == "regex":
+            regex = reply_regex(reply_format, decimals=decimals, prompt_style=self.prompt_style)
+            return {"structured_outputs": {"regex": regex}}
+        schema = reply_json_schema(with_reason=reply_format == "reason+pair")
+        return {"response_format": {"type": "json_schema", "json_schema": {
+            "name": "proposal", "strict": True, "schema": schema}}}
 
     def _sample(self, prompt: str, n: int, options: dict, seed: int | None,
                 extra: dict | None) -> list[str]:
