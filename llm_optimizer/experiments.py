@@ -54,6 +54,41 @@ def repeat_share(run: Run) -> float:
     return repeats / total if total else float("nan")
 
 
+def _shown(run: Run, step: int) -> list[tuple[float, float, float]]:
+    """The (w, b, loss) pairs the prompt of ``step`` showed, as numbers."""
+    settings = run.settings
+    earlier = [p for r in run.records if r["step"] < step for p in r["proposals"] if p["parsed"]]
+    pairs = shown_pairs([(p["w"], p["b"], p["loss"]) for p in earlier],
+                        max_pairs=settings["max_pairs"], decimals=settings["decimals"])
+    return [(float(w), float(b), float(loss)) for w, b, loss in pairs]
+
+
+def shown_repeat_share(run: Run) -> float:
+    """Share of parsed proposals that repeat, at printed precision, a pair their own
+    prompt showed: the model copying what it read instead of proposing."""
+    repeats = total = 0
+    for record in run.records[1:]:
+        shown = {(w, b) for w, b, _ in _shown(run, record["step"])}
+        pairs = [(p["w"], p["b"]) for p in record["proposals"] if p["parsed"]]
+        repeats += sum(pair in shown for pair in pairs)
+        total += len(pairs)
+    return repeats / total if total else float("nan")
+
+
+def step_sizes(run: Run) -> np.ndarray:
+    """How far each parsed proposal lies from the best pair its prompt showed: the
+    distance sqrt(dw^2 + db^2), the optimizer's step."""
+    sizes = []
+    for record in run.records[1:]:
+        shown = _shown(run, record["step"])
+        if not shown:
+            continue
+        w0, b0, _ = shown[-1]  # shown worst first: the last is the best
+        sizes += [float(np.hypot(p["w"] - w0, p["b"] - b0))
+                  for p in record["proposals"] if p["parsed"]]
+    return np.array(sizes)
+
+
 def summarize(run: Run, *, target: float | None = None) -> dict:
     """One row of numbers about ``run``; ``evaluations_to_target`` is NaN if never reached."""
     h = run.history
@@ -71,6 +106,7 @@ def summarize(run: Run, *, target: float | None = None) -> dict:
         "parse_rate": float(proposed["parsed"].mean()) if len(proposed) else np.nan,
         "parsed": int(proposed["parsed"].sum()),
         "outlier_share": outlier_share(run),
+        "step_size_median": float(np.median(sizes)) if len(sizes := step_sizes(run)) else np.nan,
     }
 
 
@@ -132,6 +168,53 @@ def compare_optimizers(
                 "evaluations_to_target": hit[0] + 1 if len(hit) else np.nan,
             })
     return pd.DataFrame(rows)
+
+
+def compare_formats(
+    dataset: Dataset, model, *, formats: Sequence[str], evaluations: int,
+    seeds: Sequence[int], target: float, **options,
+) -> pd.DataFrame:
+    """The loop with each reply format at the same budget of ``evaluations`` replies.
+
+    One row per format and seed: what :func:`summarize` gives, and the reply
+    tokens per proposal, seconds per step and the share of proposals that repeat a
+    shown pair. Every run starts from the same pairs for a seed.
+    """
+    per_step = options.get("proposals_per_step") or dataset.setup.proposals_per_step
+    steps = max(1, evaluations // per_step)
+    rows = []
+    for reply_format in formats:
+        for seed in seeds:
+            run = optimize(dataset, model, steps=steps, seed=seed, stop=[],
+                           reply_format=reply_format, **options)
+            replies = run.history[run.history["step"] > 0]["reply"]
+            tokens = [len(model.tokenizer(r, add_special_tokens=False)["input_ids"])
+                      for r in replies]
+            seconds = [r["seconds"] for r in run.records[1:]]
+            rows.append({"reply_format": reply_format, "seed": seed,
+                         **summarize(run, target=target),
+                         "tokens_per_proposal": float(np.mean(tokens)),
+                         "seconds_per_step": float(np.mean(seconds)),
+                         "shown_repeat_share": shown_repeat_share(run)})
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per reply format (and preset, if ``table`` has one) of
+    :func:`compare_formats`: medians and means over the seeds."""
+    keys = ["preset", "reply_format"] if "preset" in table else ["reply_format"]
+    grouped = table.groupby(keys, sort=False)
+    summary = pd.DataFrame({
+        "parse rate, mean": grouped["parse_rate"].mean(),
+        "tokens per proposal": grouped["tokens_per_proposal"].mean(),
+        "seconds per step": grouped["seconds_per_step"].mean(),
+        "repeats of shown pairs": grouped["shown_repeat_share"].mean(),
+        "best loss, median": grouped["best_loss"].median(),
+        "runs reaching target": grouped["evaluations_to_target"].apply(
+            lambda s: f"{s.notna().sum()}/{len(s)}"),
+        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+    }).reset_index()
+    return _dashed(summary, missing="never")
 
 
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:

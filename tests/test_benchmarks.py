@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import gpu_mistral_random, run
+from benchmarks import gpu_mistral_random, reply_formats, run
 from benchmarks.generation import paper_prompt
 
 pytestmark = pytest.mark.model
@@ -65,3 +65,22 @@ def test_gpu_script_dry_run_on_a_tiny_mistral(tmp_path):
     assert f"{results['methods']['c: shared prefill']['seconds_per_step']:.3f} s" in paragraph
     assert "shared-prefix attention in use" in paragraph
     assert "No GPU run" in run.gpu_result(tmp_path / "missing.json")
+
+
+def test_reply_formats_quick_run_measures_every_format_on_both_presets(tmp_path):
+    assert reply_formats.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "reply_formats.json").read_text())
+    rows = {(r["preset"], r["reply_format"]): r for r in results["formats"]}
+    assert set(rows) == {(p, f) for p in ("article", "opro")
+                         for f in ("free", "pair", "reason+pair")}
+    assert all(rows[p, f]["parse_rate"] == 1.0 for p in ("article", "opro")
+               for f in ("pair", "reason+pair"))
+    assert all(0 <= r["mask_share"] < 0.5 for r in results["overhead"])
+    assert {r["temperature"] for r in results["sweep"]} == {0.4, 1.6}
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "<!-- section:reply-formats -->" in report and "rank correlation" in report
+    assert (tmp_path / "images" / "reply_formats.png").read_bytes()[:4] == b"\x89PNG"
+    again = tmp_path / "again"
+    assert reply_formats.main(["--from-json", str(tmp_path / "reply_formats.json"),
+                               "--out", str(again)]) == 0
+    assert (again / "benchmarks.md").read_text() == report
