@@ -2,9 +2,10 @@
 
 ``--quick`` sets ``LLM_OPTIMIZER_QUICK=1`` as CI does. Prints one line per notebook, saves
 ``benchmarks/results/notebook_times_{mode}_{state}.json`` (state: ``quiet``, or ``busy`` when
-the load average per core exceeded ``BUSY`` during the run, because other work shared the
-machine) and rewrites the notebook-timings section of ``docs/benchmarks.md`` from every
-saved result, so a quiet and a busy run of one mode stand side by side.
+the load average per core exceeded ``BUSY`` as the run began, because other work shared the
+machine; the load at the end includes the run's own) and rewrites the notebook-timings
+section of ``docs/benchmarks.md`` from every saved result, so a quiet and a busy run of one
+mode stand side by side.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ BUSY = 0.5
 
 
 def state(result: dict) -> str:
-    """``busy`` if other work shared the machine during ``result``, else ``quiet``."""
-    return "busy" if max(result["load_average"]) / result["cpus"] > BUSY else "quiet"
+    """``busy`` if other work loaded the machine as ``result`` began, else ``quiet``."""
+    return "busy" if result["load_average"][0] / result["cpus"] > BUSY else "quiet"
 
 
 def time_notebooks(quick: bool) -> dict:
@@ -65,7 +66,8 @@ def report(results: list[dict]) -> str:
              f"{r['cpus']} cores, load average {r['load_average'][0]:.1f} before and "
              f"{r['load_average'][1]:.1f} after." for r in results]
     notes.append(f"\nA run counts as busy when the load average per core exceeded {BUSY} "
-                 "at its start or end: other work shared the machine.")
+                 "as it began: other work shared the machine. The load after a run includes "
+                 "the run's own.")
     return ("## Notebook timings\n\nEach notebook run top to bottom in a fresh kernel by "
             "`python -m benchmarks.time_notebooks` (add `--quick` for quick mode), on the "
             "bundled model.\n\n" + "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n")

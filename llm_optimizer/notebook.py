@@ -30,7 +30,8 @@ LESSONS = {
     "03_llm_as_optimizer.ipynb": "OPRO itself: the meta-prompt, raw replies and parsing, the "
     "loop, and a live panel with temperature and iteration sliders",
     "04_experiments.ipynb": "measurements: temperature as a step size, the LLM against random "
-    "search, hill climbing and gradient descent, and the paper's set-up",
+    "search, hill climbing and gradient descent, the paper's set-up, and replies forced into "
+    "a pair by a grammar",
 }
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 PACKAGES = ["torch", "transformers", "bitsandbytes", "numpy", "pandas", "matplotlib",

@@ -63,6 +63,22 @@ def test_sliders_and_run_button_start_a_run_with_those_settings(smollm2):
     assert c["seed"].value == 2  # Run again samples anew
 
 
+def test_the_reply_format_drop_down_constrains_the_run(smollm2):
+    panel = optimizer_panel(make_dataset("article"), smollm2, stop=[], seed=2)
+    c = panel.controls
+    assert c["reply_format"].options == ("free", "pair", "reason+pair")
+    assert c["reply_format"].value == "free"
+    c["reply_format"].value, c["steps"].value, c["proposals"].value = "pair", 2, 4
+    c["run"].click()
+    _echo(panel)
+    run = panel.controller.run
+    assert run.settings["reply_format"] == "pair" and run.steps_done == 2
+    assert run.history["parsed"].all()
+    with pytest.raises(ValueError, match="reply_format must be one of"):
+        PanelController(make_dataset("article"), smollm2).start(
+            temperature=1.0, steps=1, proposals_per_step=1, reply_format="json")
+
+
 def test_stop_ends_the_run_between_steps_and_keeps_it():
     panel = optimizer_panel(make_dataset("article"), Scripted(), stop=[])
     c = panel.controls
