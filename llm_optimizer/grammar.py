@@ -14,6 +14,9 @@ what a server with structured outputs (vLLM) is sent.
 
 from __future__ import annotations
 
+import json
+import re
+
 from . import _checks
 
 REPLY_FORMATS = ("free", "pair", "reason+pair")
@@ -44,14 +47,32 @@ def pair_regex(decimals: int, prompt_style: str) -> str:
 def reply_regex(reply_format: str, *, decimals: int, prompt_style: str = "chat") -> str:
     """The reply format as one regular expression (for servers with structured outputs).
 
-    ``"reason+pair"`` bounds its text in characters here (4 per allowed token), since a
-    regular expression cannot count tokens.
+    A server's reply ends where the expression does, so the completion prompt's pair has
+    no line break here; ``"reason+pair"`` bounds its text to ``REASON_TOKENS`` characters,
+    since a regular expression cannot count tokens and a character is at most one token.
     """
     if check_format(reply_format) == "free":
         raise ValueError("reply_format 'free' has no grammar; use 'pair' or 'reason+pair'")
     if reply_format == "pair":
-        return pair_regex(decimals, prompt_style)
-    return rf"[^\[\]\n]{{0,{4 * REASON_TOKENS}}}{pair_regex(decimals, 'chat')}"
+        return pair_regex(decimals, prompt_style).removesuffix(r"\n")
+    return rf"[^\[\]\n]{{0,{REASON_TOKENS}}}{pair_regex(decimals, 'chat')}"
+
+
+def follows(reply: str, kind: str, reply_format: str, *, decimals: int,
+            prompt_style: str) -> bool:
+    """Whether a served ``reply`` keeps to ``reply_format`` as asked for by ``kind``
+    (``"regex"`` or ``"json_schema"``): a server that ignores the request does not."""
+    if kind == "regex":
+        regex = reply_regex(reply_format, decimals=decimals, prompt_style=prompt_style)
+        return re.fullmatch(regex, reply) is not None
+    try:
+        value = json.loads(reply)
+    except ValueError:
+        return False
+    schema = reply_json_schema(with_reason=reply_format == "reason+pair")
+    return (isinstance(value, dict) and set(value) == set(schema["required"])
+            and all(isinstance(value[k], int | float) and not isinstance(value[k], bool)
+                    for k in ("w", "b")))
 
 
 def reply_json_schema(*, with_reason: bool = False) -> dict:

@@ -10,6 +10,7 @@ from llm_optimizer import build_meta_prompt, load_model, make_dataset, optimize
 from llm_optimizer.cli import main
 from llm_optimizer.grammar import (
     REASON_TOKENS,
+    follows,
     pair_regex,
     reply_json_schema,
     reply_lark,
@@ -50,7 +51,9 @@ def test_the_pair_is_written_in_the_prompts_precision(decimals, good, bad):
 def test_the_server_regex_bounds_the_reason_and_ends_in_the_pair():
     regex = re.compile(reply_regex("reason+pair", decimals=2))
     assert regex.fullmatch("Lower w a little. [2.9, -0.3]")
-    assert not regex.fullmatch("x" * (4 * REASON_TOKENS + 1) + "[1, 2]")
+    assert not regex.fullmatch("x" * (REASON_TOKENS + 1) + "[1, 2]")
+    served = reply_regex("pair", decimals=0, prompt_style="completion")
+    assert served == " ?-?[0-9]{1,3}, -?[0-9]{1,3}"  # the server's reply ends at the pair
     assert not regex.fullmatch("[1, 2] and then more")
 
 
@@ -61,6 +64,16 @@ def test_free_text_has_no_grammar_and_a_bad_format_is_named():
         reply_lark("json", decimals=2, prompt_style="chat")
     assert reply_tokens("free", 2) == 0
     assert reply_tokens("reason+pair", 2) == reply_tokens("pair", 2) + REASON_TOKENS
+
+
+def test_a_served_reply_that_breaks_the_format_is_told_apart():
+    assert follows(" 3, 4", "regex", "pair", decimals=0, prompt_style="completion")
+    assert not follows(" [3, 4]", "regex", "pair", decimals=0, prompt_style="completion")
+    assert follows('{"w": 3, "b": -1.5}', "json_schema", "pair", decimals=2,
+                   prompt_style="chat")
+    assert not follows("w = 3, b = 1", "json_schema", "pair", decimals=2, prompt_style="chat")
+    assert not follows('{"w": true, "b": 1}', "json_schema", "pair", decimals=2,
+                       prompt_style="chat")
 
 
 def test_the_json_schema_is_read_back_by_the_parser():

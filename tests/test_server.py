@@ -72,7 +72,9 @@ def test_a_chat_model_tries_the_json_schema_before_falling_back(server):
     chat = load_model(server.base_url, model=server.model)
     replies = chat.generate(PROMPT, n=1, max_new_tokens=5, seed=3, reply_format="pair")
     assert len(replies) == 1 and chat.constraints == []
-    assert "for json_schema" in chat.reply_format_fallback  # the last one refused
+    # transformers serve refuses the regex and accepts, but ignores, response_format
+    assert "ignored structured outputs (json_schema)" in chat.reply_format_fallback
+    assert "free text instead of 'pair'" in chat.reply_format_fallback
 
 
 def test_a_run_on_a_server_without_constraints_says_so_in_its_settings(server, article,
@@ -240,11 +242,16 @@ def test_a_constrained_reply_format_sends_vllms_structured_outputs(stub):
     model = ServerModel(stub.url, prompt_style="completion")
     assert model.name == "stub"  # the only model listed
     assert model.render("META") == "META\n\nw, b =" and ServerModel(stub.url).render("M") == "M"
-    assert model.generate(PROMPT, n=1, seed=7, reply_format="pair", decimals=0) == [" [1, 2]"]
+    stub.on_post = lambda h: (200, {**CHOICE[1], "choices": [
+        {"index": 0, "text": " 1, 2", "finish_reason": "stop"}]}, None, 0)
+    assert model.generate(PROMPT, n=1, seed=7, reply_format="pair", decimals=0) == [" 1, 2"]
     body = stub.seen[-1][3]
     regex = reply_regex("pair", decimals=0, prompt_style="completion")
     assert body["structured_outputs"] == {"regex": regex} and body["seed"] == 7
     assert model.reply_format_fallback is None
+
+
+REASONED = '{"reason": "lower b a little", "w": 3.5, "b": -1}'
 
 
 def test_a_chat_server_refusing_the_regex_gets_openais_json_schema(stub):
@@ -253,17 +260,24 @@ def test_a_chat_server_refusing_the_regex_gets_openais_json_schema(stub):
             return 400, {"error": {"message": "Unrecognized request argument"}}, None, 0
         return 200, {**CHOICE[1], "object": "chat.completion", "choices": [{
             "index": 0, "finish_reason": "stop",
-            "message": {"role": "assistant", "content": '{"w": 3.5, "b": -1}'}}]}, None, 0
+            "message": {"role": "assistant", "content": REASONED}}]}, None, 0
 
     stub.on_post = refuse_regex
     model = ServerModel(stub.url)
-    assert model.generate(PROMPT, n=1, seed=1, reply_format="reason+pair") == [
-        '{"w": 3.5, "b": -1}']
+    assert model.generate(PROMPT, n=1, seed=1, reply_format="reason+pair") == [REASONED]
     sent = stub.seen[-1][3]["response_format"]
     assert sent["type"] == "json_schema"
     assert sent["json_schema"]["schema"] == reply_json_schema(with_reason=True)
     assert model.constraints == ["json_schema"] and model.reply_format_fallback is None
-    assert parse_reply('{"w": 3.5, "b": -1}') == (3.5, -1.0)
+    assert parse_reply(REASONED) == (3.5, -1.0)
+
+
+def test_a_server_that_ignores_the_constraint_is_found_out_and_said(stub):
+    model = ServerModel(stub.url, prompt_style="completion")  # the stub answers " [1, 2]"
+    assert model.generate(PROMPT, n=1, reply_format="pair", decimals=0) == [" [1, 2]"]
+    assert "ignored structured outputs (regex)" in model.reply_format_fallback
+    model.generate(PROMPT, n=1, reply_format="pair", decimals=0)
+    assert "structured_outputs" not in stub.seen[-1][3]  # not asked again
 
 
 def test_a_server_honouring_n_gets_one_request_per_step(stub):

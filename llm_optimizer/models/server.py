@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import _checks
-from ..grammar import check_format, reply_json_schema, reply_regex
+from ..grammar import check_format, follows, reply_json_schema, reply_regex
 from .base import PROMPT_STYLES, chat_messages, completion_text
 
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -154,16 +154,28 @@ class ServerModel:
         with self._errors():
             while reply_format != "free" and self.constraints:
                 extra = self.structured_output_body(reply_format, decimals)
+                kind = self.constraints[0]
                 try:
-                    return self._sample(prompt, n, options, seed, extra)
+                    replies = self._sample(prompt, n, options, seed, extra)
                 except self._rejected_field() as error:
-                    refused = self.constraints.pop(0)
-                    if not self.constraints:
-                        self.reply_format_fallback = (
-                            f"{self.base_url} refused structured outputs ({error.status_code} "
-                            f"for {refused}), so replies are free text instead of "
-                            f"{reply_format!r}")
+                    self._give_up(kind, reply_format, f"refused structured outputs "
+                                  f"({error.status_code} for {kind})")
+                    continue
+                if not all(follows(r, kind, reply_format, decimals=decimals,
+                                   prompt_style=self.prompt_style) for r in replies):
+                    # accepted but not applied (transformers serve ignores response_format):
+                    # these replies are free text, read by the parser like any other
+                    self._give_up(kind, reply_format, f"ignored structured outputs ({kind}): "
+                                  "its replies did not keep to the format")
+                return replies
             return self._sample(prompt, n, options, seed, None)
+
+    def _give_up(self, kind: str, reply_format: str, why: str) -> None:
+        """Ask for ``reply_format`` no more by ``kind``; say so once no way is left."""
+        self.constraints.remove(kind)
+        if not self.constraints:
+            self.reply_format_fallback = (f"{self.base_url} {why}, so replies are free text "
+                                          f"instead of {reply_format!r}")
 
     def structured_output_body(self, reply_format: str, decimals: int = 2) -> dict | None:
         """The request fields that constrain replies to ``reply_format``, sent through
