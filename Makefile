@@ -31,6 +31,7 @@ test: setup
 
 benchmark: setup
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.reply_formats
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
