@@ -30,7 +30,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from llm_optimizer import load_model, make_dataset, optimize  # noqa: E402
-from llm_optimizer.experiments import compare_formats, format_table, step_sizes  # noqa: E402
+from llm_optimizer.experiments import (  # noqa: E402
+    compare_formats,
+    format_table,
+    temperature_sweep,
+)
 from llm_optimizer.grammar import REPLY_FORMATS, ReplyGrammar  # noqa: E402
 
 from .run import machine  # noqa: E402
@@ -91,25 +95,6 @@ def overhead(llm, steps: int) -> list[dict]:
                      "mask_seconds_per_step": timer.seconds / steps,
                      "mask_share": timer.seconds / steps / step})
     return rows
-
-
-def pair_sweep(llm, temperatures, seeds: int, steps: int) -> pd.DataFrame:
-    """The article's temperature sweep with ``reply_format="pair"``: one row per run."""
-    data = make_dataset("article")
-    rows = []
-    for temperature in temperatures:
-        for seed in range(seeds):
-            run = optimize(data, llm, steps=steps, temperature=temperature, seed=seed,
-                           proposals_per_step=8, reply_format="pair")
-            sizes = step_sizes(run)
-            scored = run.history[run.history["step"] > 0]
-            rows.append({"temperature": temperature, "seed": seed,
-                         "parse_rate": float(scored["parsed"].mean()),
-                         "parsed": int(scored["parsed"].sum()),
-                         "step_size_median": float(np.median(sizes)),
-                         "best_loss": float(run.best.loss), "steps": run.steps_done,
-                         "converged": run.stop_reason != "step limit"})
-    return pd.DataFrame(rows)
 
 
 def sweep_summary(sweep: pd.DataFrame) -> tuple[pd.DataFrame, float]:
@@ -231,8 +216,10 @@ def measure(config: dict) -> dict:
                                 proposals_per_step=8)
         frames.append(frame.assign(preset=preset))
     results["formats"] = pd.concat(frames, ignore_index=True).to_dict("records")
-    sweep = pair_sweep(llm, config["temperatures"], config["sweep_seeds"],
-                       config["sweep_steps"])
+    sweep = temperature_sweep(make_dataset("article"), llm,
+                              temperatures=config["temperatures"],
+                              seeds=range(config["sweep_seeds"]), steps=config["sweep_steps"],
+                              proposals_per_step=8, reply_format="pair")
     results["sweep"] = sweep.to_dict("records")
     results["sweep_rank_correlation"] = sweep_summary(sweep)[1]
     results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]

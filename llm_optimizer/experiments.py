@@ -202,17 +202,14 @@ def compare_formats(
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per reply format (and preset, if ``table`` has one) of
     :func:`compare_formats`: medians and means over the seeds."""
-    keys = ["preset", "reply_format"] if "preset" in table else ["reply_format"]
-    grouped = table.groupby(keys, sort=False)
+    _, grouped = _per_preset(table, "reply_format")
     summary = pd.DataFrame({
         "parse rate, mean": grouped["parse_rate"].mean(),
         "tokens per proposal": grouped["tokens_per_proposal"].mean(),
         "seconds per step": grouped["seconds_per_step"].mean(),
         "repeats of shown pairs": grouped["shown_repeat_share"].mean(),
         "best loss, median": grouped["best_loss"].median(),
-        "runs reaching target": grouped["evaluations_to_target"].apply(
-            lambda s: f"{s.notna().sum()}/{len(s)}"),
-        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+        **_target_columns(grouped),
     }).reset_index()
     return _dashed(summary, missing="never")
 
@@ -240,18 +237,30 @@ def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
     """The methods of :func:`compare_optimizers` ordered by median best loss (per preset
     when ``table`` has a ``preset`` column); "never" where no run reached the target."""
-    keys = ["preset", "method"] if "preset" in table else ["method"]
-    grouped = table.groupby(keys, sort=False)
+    keys, grouped = _per_preset(table, "method")
     summary = pd.DataFrame({
         "best loss, median": grouped["best_loss"].median(),
         "best loss, min": grouped["best_loss"].min(),
         "best loss, max": grouped["best_loss"].max(),
-        "runs reaching target": grouped["evaluations_to_target"].apply(
-            lambda s: f"{s.notna().sum()}/{len(s)}"),
-        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+        **_target_columns(grouped),
     }).reset_index()
     summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
     return _dashed(summary.reset_index(drop=True), missing="never")
+
+
+def _per_preset(table: pd.DataFrame, column: str):
+    """The grouping keys (``column``, per preset where ``table`` has one) and the groups."""
+    keys = ["preset", column] if "preset" in table else [column]
+    return keys, table.groupby(keys, sort=False)
+
+
+def _target_columns(grouped) -> dict[str, pd.Series]:
+    """How many runs of each group reached the target, and the median evaluations to it."""
+    return {
+        "runs reaching target": grouped["evaluations_to_target"].apply(
+            lambda s: f"{s.notna().sum()}/{len(s)}"),
+        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+    }
 
 
 def _dashed(table: pd.DataFrame, missing: str = "\u2014") -> pd.DataFrame:
