@@ -2,23 +2,29 @@
 
 vLLM, ``transformers serve``, llama.cpp's server, Ollama and hosted APIs (OpenAI,
 Gemini's OpenAI-compatible endpoint, OpenRouter) all speak it. The official
-``openai`` client does the HTTP, the timeouts and the retries with backoff (429s
-and timeouts); this module turns a step's ``n`` proposals into requests and every
-failure into one line that says what to do.
+``openai`` client builds the requests; this module bounds each one (a deadline for
+the whole request, retries with backoff included; a size limit for the answer; no
+redirect followed), reads the answer strictly and turns every failure into one line
+that says what to do.
 
 The API key comes from the ``api_key`` argument or an environment variable and
-stays in the client: it is never part of the name, the repr, a run's settings
-or an error message.
+stays in the client: it is blanked from every error message and reply, and never
+part of the name, the repr or a run's settings.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from .. import _checks
 from ..grammar import check_format, follows, reply_json_schema, reply_regex
@@ -28,10 +34,24 @@ API_KEY_ENV = "OPENAI_API_KEY"
 START_A_SERVER = ("start one there with `vllm serve MODEL --port PORT` (or "
                   "`transformers serve MODEL --port PORT`), or check the URL")
 _SHOWN_MODELS = 10
+# Bounds on what a server may cost: an answer's size, the requests in flight at once,
+# and the settings that size a request.
+MAX_ANSWER_BYTES = 1 << 20
+MAX_CONCURRENT = 8
+MAX_TIMEOUT = 3600.0
+MAX_RETRIES = 10
+_RETRIED_STATUS = (408, 409, 429)
+_SHOWN_CHARS = 80
 
 
 class ServerError(RuntimeError):
-    """A served model could not answer; the message says why and what to do."""
+    """A served model could not answer; the message says why and what to do.
+
+    ``status`` is the HTTP status the server answered, where it answered one."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def is_url(name: object) -> bool:
@@ -43,7 +63,10 @@ def public_url(url: str) -> str:
     """``url`` without any user name, password or query (they may hold a key)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is not a number
+        netloc = host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -71,9 +94,10 @@ class ServerModel:
 
         ``model`` is the name the server knows the model by (default: the only
         one it lists). The key is ``api_key`` or the environment variable
-        ``api_key_env``; a local server needs none. ``timeout`` (seconds per
-        request) and ``max_retries`` go to the ``openai`` client, which retries
-        429s, timeouts and lost connections with exponential backoff.
+        ``api_key_env``; a local server needs none. ``timeout`` bounds each request
+        as a whole, in seconds: connecting, the answer's headers and body, and up to
+        ``max_retries`` retries with backoff (of 429s, 5xx answers and lost
+        connections) all fit in it.
         """
         import openai
 
@@ -82,7 +106,9 @@ class ServerModel:
         self.base_url = public_url(base_url)
         self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
         self.timeout = _checks.positive("timeout", timeout)
-        self.max_retries = _checks.at_least("max_retries", max_retries, 0)
+        if self.timeout > MAX_TIMEOUT:
+            raise ValueError(f"timeout must be at most {MAX_TIMEOUT:g} s, got {timeout!r}")
+        self.max_retries = _checks.whole("max_retries", max_retries, 0, MAX_RETRIES)
         if model is not None and not (isinstance(model, str) and model):
             raise ValueError("model must be the served model's name (a non-empty string) or "
                              f"None for the only one the server lists, got {model!r}")
@@ -93,9 +119,14 @@ class ServerModel:
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env) or None
         self._key_given = key is not None
-        self._secrets = [s for s in (key, urlsplit(base_url).password) if s]
+        self._secrets = sorted({s for s in (key, urlsplit(base_url).password) if s},
+                               key=len, reverse=True)
+        http = httpx.Client(transport=_BoundedTransport(limits=httpx.Limits(
+            max_connections=MAX_CONCURRENT, max_keepalive_connections=0)),
+            follow_redirects=False)
+        # Retries are this module's (within the deadline), not the client's.
         self._client = openai.OpenAI(base_url=base_url, api_key=key or "none",
-                                     timeout=self.timeout, max_retries=self.max_retries)
+                                     timeout=self.timeout, max_retries=0, http_client=http)
         self.reply_tokens = 16 if prompt_style == "completion" else 40
         # Choices the server returns for one request asking for n (None: not known yet).
         self.choices_per_request: int | None = None
@@ -119,8 +150,14 @@ class ServerModel:
 
     def served_models(self) -> list[str]:
         """The model names the server lists at ``/models``."""
-        with self._errors():
-            return sorted(m.id for m in self._client.models.list())
+        data = self._call("/models", lambda budget: self._client.models.with_raw_response
+                          .list(timeout=budget))
+        listed = data.get("data")
+        if not (isinstance(listed, list) and all(
+                isinstance(m, dict) and isinstance(m.get("id"), str) for m in listed)):
+            raise ServerError(self._bad_answer("/models", "a list of models with an id each",
+                                               data))
+        return sorted(m["id"] for m in listed)
 
     def generate(
         self,
@@ -136,30 +173,32 @@ class ServerModel:
         """Sample ``n`` replies to one meta-prompt.
 
         The ``n`` go out as one request; where the server returns fewer choices
-        (``transformers serve`` returns one), the rest go out as concurrent
-        requests, and later steps split ``n`` that way from the start. Request
-        ``i`` of a step gets the seed ``seed + i``, so the replies are repeatable
-        where the server honours seeds and differ from each other.
+        (``transformers serve`` returns one), the rest go out as requests of their
+        own, ``MAX_CONCURRENT`` at a time, and later steps split ``n`` that way from
+        the start. Request ``i`` of a step gets the seed ``seed + i``, so the replies
+        are repeatable where the server honours seeds and differ from each other.
         ``reply_format`` other than ``"free"`` asks for a constrained reply with
         numbers of up to ``decimals`` places (see :meth:`structured_output_body`);
         a server that refuses every way of asking gets free text, and
         ``reply_format_fallback`` says so.
         """
-        n = _checks.at_least("n", n, 1)
+        n = _checks.whole("n", n, 1, _checks.MAX_PROPOSALS)
         temperature = _checks.positive("temperature", temperature)
-        max_new_tokens = _checks.at_least("max_new_tokens", max_new_tokens, 1)
+        max_new_tokens = _checks.whole("max_new_tokens", max_new_tokens, 1, _checks.MAX_NEW_TOKENS)
         check_format(reply_format)
-        decimals = _checks.at_least("decimals", decimals, 0)
+        decimals = _checks.whole("decimals", decimals, 0, _checks.MAX_DECIMALS)
         options = {"temperature": temperature, "max_tokens": max_new_tokens}
-        with self._errors():
+        with self._not_served():
             while reply_format != "free" and self.constraints:
                 extra = self.structured_output_body(reply_format, decimals)
                 kind = self.constraints[0]
                 try:
                     replies = self._sample(prompt, n, options, seed, extra)
-                except self._rejected_field() as error:
+                except ServerError as error:
+                    if error.status not in (400, 422):
+                        raise
                     self._give_up(kind, reply_format, f"refused structured outputs "
-                                  f"({error.status_code} for {kind})")
+                                  f"({error.status} for {kind})")
                     continue
                 if not all(follows(r, kind, reply_format, decimals=decimals,
                                    prompt_style=self.prompt_style) for r in replies):
@@ -198,7 +237,7 @@ class ServerModel:
         replies: list[str] = []
         requests = 0
         per_request = self.choices_per_request or n
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        with ThreadPoolExecutor(max_workers=min(n, MAX_CONCURRENT)) as pool:
             while len(replies) < n:
                 missing = n - len(replies)
                 sizes = [min(per_request, missing - i) for i in range(0, missing, per_request)]
@@ -218,25 +257,87 @@ class ServerModel:
 
     def _request(self, prompt: str, n: int, options: dict, seed: int | None,
                  extra: dict | None) -> list[str]:
-        """One request for ``n`` choices; the reply texts it returned."""
+        """One request for ``n`` choices; the reply texts it returned, key blanked."""
         if self.prompt_style == "chat":
-            answer = self._client.chat.completions.create(
-                model=self.name, messages=chat_messages(prompt), n=n, seed=seed,
-                extra_body=extra, **options)
-            return [c.message.content or "" for c in answer.choices]
-        answer = self._client.completions.create(
-            model=self.name, prompt=completion_text(prompt), n=n, seed=seed,
-            extra_body=extra, **options)
-        return [_first_line(c.text) for c in answer.choices]
+            path, field = "/chat/completions", ("message", "content")
+            create = self._client.chat.completions.with_raw_response.create
+            body = {"messages": chat_messages(prompt)}
+        else:
+            path, field = "/completions", ("text",)
+            create = self._client.completions.with_raw_response.create
+            body = {"prompt": completion_text(prompt)}
+        data = self._call(path, lambda budget: create(
+            model=self.name, n=n, seed=seed, extra_body=extra, timeout=budget, **body, **options))
+        choices = data.get("choices")
+        texts = [_field(c, field) for c in choices] if isinstance(choices, list) else None
+        if texts is None or not all(isinstance(t, str) for t in texts):
+            raise ServerError(self._bad_answer(path, "a list of choices, each with "
+                                               f"{'.'.join(field)} a string", data))
+        if self.prompt_style == "completion":
+            texts = [_first_line(t) for t in texts]
+        return [self._scrub(t) for t in texts]
+
+    def _call(self, path: str, send: Callable[[float], object]) -> dict:
+        """``send(budget)`` with retries within the deadline; its JSON object."""
+        import openai
+
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                raw = send(remaining)
+                break
+            except (openai.OpenAIError, TimeoutError) as error:
+                wait = _retry_wait(error, attempt)
+                if (wait is None or attempt == self.max_retries
+                        or time.monotonic() + wait >= deadline):
+                    raise ServerError(self._say(error, path, attempt),
+                                      getattr(error, "status_code", None)) from None
+            time.sleep(wait)
+            attempt += 1
+        return self._json(path, raw.http_response)
+
+    def _json(self, path: str, response: httpx.Response) -> dict:
+        """The JSON object of an answer, or a ServerError saying what came back instead."""
+        content = response.content
+        try:
+            data = json.loads(content)
+        except ValueError:  # invalid JSON or invalid UTF-8
+            kind = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
+            html = kind == "text/html" or b"<html" in content[:1000].lower()
+            what = "an HTML page" if html else f"{len(content)} bytes ({kind}) that are not JSON"
+            raise ServerError(f"{self.base_url}{path} answered {response.status_code} with "
+                              f"{what} ({self._shown(content)}): check that the URL is the "
+                              "API's base address (it usually ends in /v1)") from None
+        if not isinstance(data, dict):
+            raise ServerError(self._bad_answer(path, "a JSON object", data))
+        return data
+
+    def _bad_answer(self, path: str, expected: str, data: object) -> str:
+        return (f"{self.base_url}{path} answered JSON without {expected} "
+                f"({self._shown(json.dumps(data))}): is it an OpenAI-compatible server?")
+
+    def _shown(self, content: bytes | str) -> str:
+        """The start of what a server sent, key blanked, on one short line."""
+        if isinstance(content, bytes):
+            content = content.decode("utf-8", "replace")
+        text = " ".join(self._scrub(content).split())
+        return (text[:_SHOWN_CHARS] + "...") if len(text) > _SHOWN_CHARS else text or "empty"
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _check_model(self, model: str | None) -> str:
         """The served model's name: ``model`` if the server lists it, else an error."""
-        import openai
-
         try:
             listed = self.served_models()
         except ServerError as error:
-            if not isinstance(error.__cause__, openai.NotFoundError):
+            if error.status != 404:
                 raise
             listed = []  # a server without /models: trust the name
         if model is None:
@@ -246,32 +347,24 @@ class ServerModel:
                               "pass model='NAME' (--model NAME) to pick one")
         # Gemini lists "models/NAME" and takes "NAME" too.
         if listed and model not in listed and f"models/{model}" not in listed:
-            raise ServerError(self._not_served(model, listed))
+            raise ServerError(self._not_served_message(model, listed))
         return model
 
-    def _not_served(self, model: str, listed: list[str]) -> str:
+    def _not_served_message(self, model: str, listed: list[str]) -> str:
         return f"{self.base_url} does not serve {model!r}; it serves {_listing(listed)}"
 
-    def _rejected_field(self) -> tuple[type[Exception], ...]:
-        import openai
-
-        return (openai.BadRequestError, openai.UnprocessableEntityError)
-
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Turn the ``openai`` client's exceptions into a one-line :class:`ServerError`."""
-        import openai
-
+    def _not_served(self) -> Iterator[None]:
+        """A 400 or 404 for a model the server does not list says so."""
         try:
             yield
-        except openai.OpenAIError as error:
-            message = self._say(error)
-            name = getattr(self, "name", None)
-            if name and isinstance(error, openai.BadRequestError | openai.NotFoundError):
+        except ServerError as error:
+            if error.status in (400, 404):
                 listed = self._listed_or_empty()
-                if listed and name not in listed and f"models/{name}" not in listed:
-                    message = self._not_served(name, listed)
-            raise ServerError(message) from error
+                if listed and self.name not in listed and f"models/{self.name}" not in listed:
+                    raise ServerError(self._not_served_message(self.name, listed),
+                                      error.status) from None
+            raise
 
     def _listed_or_empty(self) -> list[str]:
         try:
@@ -279,14 +372,22 @@ class ServerModel:
         except ServerError:
             return []
 
-    def _say(self, error: Exception) -> str:
+    def _say(self, error: Exception, path: str, retries: int) -> str:
         """One line for ``error``, without the key."""
         import openai
 
         url, env = self.base_url, self.api_key_env
-        if isinstance(error, openai.APITimeoutError):
-            text = (f"{url} did not answer within {self.timeout:g} s, {self.max_retries} "
-                    "retries included: the server is overloaded or stuck")
+        cause = error.__cause__
+        if isinstance(error, TimeoutError | openai.APITimeoutError):
+            text = (f"{url} did not answer within {self.timeout:g} s, {retries} retries "
+                    "included: the server is overloaded or stuck")
+        elif isinstance(cause, AnswerTooLarge):
+            text = (f"{url}{path} sent an answer of more than {MAX_ANSWER_BYTES // 1024} KB, "
+                    "far more than the replies asked for: not read")
+        elif isinstance(error, openai.APIConnectionError) and isinstance(
+                cause, httpx.RemoteProtocolError | httpx.ReadError):
+            text = (f"{url}{path}: the connection was cut before the answer ended, "
+                    f"{retries} retries included: the server crashed or a proxy dropped it")
         elif isinstance(error, openai.APIConnectionError):
             text = f"cannot connect to {url}: no server answers there; {START_A_SERVER}"
         elif isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
@@ -297,15 +398,133 @@ class ServerModel:
                 text = (f"{url} needs an API key ({error.status_code}): set the {env} "
                         "environment variable, or pass api_key=")
         elif isinstance(error, openai.RateLimitError):
-            text = (f"{url} kept answering 429 (too many requests), {self.max_retries} "
+            text = (f"{url} kept answering 429 (too many requests), {retries} "
                     "retries with backoff included: wait, or ask for fewer proposals")
+        elif isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
+            target = public_url(error.response.headers.get("location", "")) or "elsewhere"
+            text = (f"{url}{path} redirected ({error.status_code}) to {target}, which is not "
+                    "followed: use that address as the base URL if you trust it")
         elif isinstance(error, openai.APIStatusError):
-            text = f"{url} answered {error.status_code}: {_detail(error)}"
+            text = f"{url} answered {error.status_code}: {self._detail(error)}"
         else:
-            text = f"{url}: {error}"
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return " ".join(text.split())
+            text = f"{url}: {type(error).__name__}"
+        return " ".join(self._scrub(text).split())
+
+    def _detail(self, error) -> str:
+        """The server's own explanation of an error status, key blanked, on one short line."""
+        body = getattr(error, "body", None)
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            body = body["error"]  # OpenAI and vLLM: {"error": {"message": ...}}
+        if isinstance(body, dict):
+            body = body.get("message") or body.get("detail") or body
+        text = " ".join(self._scrub(str(body or error.message)).split())
+        return text[:300]
+
+
+class AnswerTooLarge(httpx.ReadError):
+    """A server's answer went past ``MAX_ANSWER_BYTES``."""
+
+
+class _Watch:
+    """The socket of one request, shut at its deadline so no read waits past it."""
+
+    def __init__(self, seconds: float):
+        self.socket: socket.socket | None = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict) -> None:
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self.socket = info["return_value"].get_extra_info("socket")
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self.socket is not None:
+            with suppress(OSError):  # already closed
+                self.socket.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _BoundedTransport(httpx.HTTPTransport):
+    """httpx's transport with a deadline for the whole request, headers and body
+    included (httpx's timeouts bound each read, so a server sending a byte at a time
+    never times out), and a size limit for the answer.
+
+    The deadline is the request's read timeout (the budget ``ServerModel`` left).
+    Connections are not kept alive, so every request's socket is known.
+    """
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        budget = request.extensions.get("timeout", {}).get("read") or MAX_TIMEOUT
+        watch = _Watch(budget)
+        request.extensions["trace"] = watch.trace
+        try:
+            response = super().handle_request(request)
+        except httpx.TransportError:
+            watch.cancel()
+            if watch.fired:
+                raise httpx.ReadTimeout("deadline passed", request=request) from None
+            raise
+        response.stream = _BoundedStream(response.stream, watch, request)
+        return response
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    def __init__(self, stream, watch: _Watch, request: httpx.Request):
+        self._stream, self._watch, self._request = stream, watch, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        try:
+            for chunk in self._stream:
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise AnswerTooLarge("answer too large", request=self._request)
+                yield chunk
+        except httpx.TransportError:
+            if self._watch.fired:
+                raise httpx.ReadTimeout("deadline passed", request=self._request) from None
+            raise
+        finally:
+            self._watch.cancel()
+
+    def close(self) -> None:
+        self._watch.cancel()
+        self._stream.close()
+
+
+def _retry_wait(error: Exception, attempt: int) -> float | None:
+    """Seconds to wait before retrying after ``error``; None if it is not worth a retry
+    (a timeout spent the whole budget; a 4xx will not change)."""
+    import openai
+
+    if isinstance(error, TimeoutError | openai.APITimeoutError):
+        return None
+    if isinstance(error, openai.APIConnectionError):
+        return None if isinstance(error.__cause__, AnswerTooLarge) else 0.5 * 2**attempt
+    status = getattr(error, "status_code", None)
+    if status is None or not (status in _RETRIED_STATUS or status >= 500):
+        return None
+    try:
+        return max(float(error.response.headers.get("retry-after", "")), 0.0)
+    except ValueError:  # no Retry-After, or a date
+        return 0.5 * 2**attempt
+
+
+def _field(choice: object, path: tuple[str, ...]) -> object:
+    """``choice["message"]["content"]`` (a null content is an empty reply) or
+    ``choice["text"]``; None where the answer lacks it."""
+    for key in path:
+        if not isinstance(choice, dict):
+            return None
+        choice = choice.get(key)
+    if path == ("message", "content") and choice is None:
+        return ""
+    return choice
 
 
 def _listing(names: list[str]) -> str:
@@ -314,17 +533,6 @@ def _listing(names: list[str]) -> str:
     shown = ", ".join(repr(n) for n in names[:_SHOWN_MODELS])
     more = len(names) - _SHOWN_MODELS
     return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _detail(error) -> str:
-    """The server's own explanation of an error status, cut to one short line."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]  # OpenAI and vLLM: {"error": {"message": ...}}
-    if isinstance(body, dict):
-        body = body.get("message") or body.get("detail") or body
-    text = str(body or error.message)
-    return re.sub(r"\s+", " ", text)[:300]
 
 
 def _first_line(text: str) -> str:
