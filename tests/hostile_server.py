@@ -13,7 +13,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-SECRET = "sk-hostile-0123456789abcdefXYZ"
+SECRET = "sk-Zq81w-0123456789abcdefXYZ"
 MODELS = {"object": "list", "data": [{"id": "stub", "object": "model"}]}
 
 
@@ -49,7 +49,7 @@ ANSWERS = {
         {"error": {"message": f"Incorrect API key provided: Bearer {SECRET}"}}).encode()),
     "empty 200": (200, {"Content-Type": "application/json"}, b""),
 }
-SPECIAL = ("drip", "cut mid-body", "redirect to another port", "stall")
+SPECIAL = ("drip", "cut mid-body", "redirect to another port", "stall", "one choice, slowly")
 KINDS = (*ANSWERS, *SPECIAL)
 
 
@@ -67,7 +67,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.server.bodies.append(json.loads(self.rfile.read(length) or b"null"))
         self.server.seen.append(("POST", self.path))
-        self._answer(self.server.kind)
+        with self.server.counting:
+            self.server.in_flight += 1
+            self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+        try:
+            self._answer(self.server.kind)
+        finally:
+            with self.server.counting:
+                self.server.in_flight -= 1
 
     def _answer(self, kind: str) -> None:
         try:
@@ -89,6 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _special(self, kind: str) -> None:
         stopping = self.server.stopping
+        if kind == "one choice, slowly":  # as transformers serve does, for any n
+            stopping.wait(0.02)
+            return self._answer("good")
         if kind == "drip":  # one byte at a time, the headers included
             data = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     b"Content-Length: 100000\r\n\r\n" + b" " * 100_000)
@@ -127,6 +137,8 @@ class HostileServer:
         self.httpd.seen, self.httpd.bodies = [], []
         self.httpd.drip_seconds, self.httpd.lifetime = drip_seconds, lifetime
         self.httpd.elsewhere, self.httpd.stopping = elsewhere, threading.Event()
+        self.httpd.counting, self.httpd.in_flight, self.httpd.most_in_flight = (
+            threading.Lock(), 0, 0)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._timer = threading.Timer(lifetime, self.stop)
@@ -135,6 +147,11 @@ class HostileServer:
     @property
     def seen(self) -> list[tuple[str, str]]:
         return self.httpd.seen
+
+    @property
+    def most_in_flight(self) -> int:
+        """The most POST requests the server was answering at once."""
+        return self.httpd.most_in_flight
 
     @property
     def kind(self) -> str:

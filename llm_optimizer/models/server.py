@@ -305,10 +305,11 @@ class ServerModel:
         content = response.content
         try:
             data = json.loads(content)
-        except ValueError:  # invalid JSON or invalid UTF-8
+        except ValueError as error:  # invalid JSON or invalid UTF-8
             kind = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
             html = kind == "text/html" or b"<html" in content[:1000].lower()
-            what = "an HTML page" if html else f"{len(content)} bytes ({kind}) that are not JSON"
+            what = "an HTML page" if html else f"{len(content)} bytes ({kind}) that are not " + (
+                "UTF-8 text" if isinstance(error, UnicodeDecodeError) else "JSON")
             raise ServerError(f"{self.base_url}{path} answered {response.status_code} with "
                               f"{what} ({self._shown(content)}): check that the URL is the "
                               "API's base address (it usually ends in /v1)") from None
@@ -379,7 +380,7 @@ class ServerModel:
         url, env = self.base_url, self.api_key_env
         cause = error.__cause__
         if isinstance(error, TimeoutError | openai.APITimeoutError):
-            text = (f"{url} did not answer within {self.timeout:g} s, {retries} retries "
+            text = (f"{url} did not answer within {self.timeout:g} s, {_retries(retries)} "
                     "included: the server is overloaded or stuck")
         elif isinstance(cause, AnswerTooLarge):
             text = (f"{url}{path} sent an answer of more than {MAX_ANSWER_BYTES // 1024} KB, "
@@ -387,7 +388,7 @@ class ServerModel:
         elif isinstance(error, openai.APIConnectionError) and isinstance(
                 cause, httpx.RemoteProtocolError | httpx.ReadError):
             text = (f"{url}{path}: the connection was cut before the answer ended, "
-                    f"{retries} retries included: the server crashed or a proxy dropped it")
+                    f"{_retries(retries)} included: the server crashed or a proxy dropped it")
         elif isinstance(error, openai.APIConnectionError):
             text = f"cannot connect to {url}: no server answers there; {START_A_SERVER}"
         elif isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
@@ -398,8 +399,8 @@ class ServerModel:
                 text = (f"{url} needs an API key ({error.status_code}): set the {env} "
                         "environment variable, or pass api_key=")
         elif isinstance(error, openai.RateLimitError):
-            text = (f"{url} kept answering 429 (too many requests), {retries} "
-                    "retries with backoff included: wait, or ask for fewer proposals")
+            text = (f"{url} kept answering 429 (too many requests), {_retries(retries)} "
+                    "with backoff included: wait, or ask for fewer proposals")
         elif isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
             target = public_url(error.response.headers.get("location", "")) or "elsewhere"
             text = (f"{url}{path} redirected ({error.status_code}) to {target}, which is not "
@@ -513,6 +514,10 @@ def _retry_wait(error: Exception, attempt: int) -> float | None:
         return max(float(error.response.headers.get("retry-after", "")), 0.0)
     except ValueError:  # no Retry-After, or a date
         return 0.5 * 2**attempt
+
+
+def _retries(count: int) -> str:
+    return f"{count} retr{'y' if count == 1 else 'ies'}"
 
 
 def _field(choice: object, path: tuple[str, ...]) -> object:
