@@ -118,6 +118,12 @@ def test_damaged_settings_are_one_line(saved, capsys, no_model, text, message):
 def test_damaged_settings_values_are_one_line_before_loading(saved, capsys, no_model):
     settings = json.loads((saved / "settings.json").read_text())
     (saved / "settings.json").write_text(json.dumps({**settings, "temperature": "hot"}))
+    assert "settings.json was edited after the run began" in _error(
+        capsys, ["run", "--out", str(saved), "--resume"])
+    lines = (saved / "steps.jsonl").read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    del first["settings_digest"]  # as a run saved before the journal kept a digest
+    (saved / "steps.jsonl").write_text(json.dumps(first) + "\n" + "".join(lines[1:]))
     assert "temperature must be a number" in _error(capsys, ["run", "--out", str(saved),
                                                              "--resume"])
 
