@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from .data import PRESETS, make_dataset
+from .files import write_atomic
 from .grammar import REPLY_FORMATS
-from .journal import check_folder, write_atomic
+from .journal import check_folder
 from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
 from .models.loading import plan_here, spec_for
@@ -90,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    # OSError: a folder or a model that cannot be read; ServerError: a server that fails.
-    except (ValueError, OSError, ServerError) as error:
+    # OSError: a folder or a model that cannot be read; ServerError: a server that fails;
+    # MemoryError: a model too large for the GPU, with what to load instead.
+    except (ValueError, OSError, ServerError, MemoryError) as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2
 

@@ -5,131 +5,34 @@ setting); ``steps.jsonl`` gets one line per step as it ends and is never rewritt
 its first line holding a digest of the defining settings, so a ``settings.json``
 edited afterwards is found out. ``history.csv`` and the final ``settings.json``
 (with the stop reason) are summaries, written to a temporary name and renamed.
-A lock file keeps a folder to one run at a time. Every file is opened without
-following a symbolic link, so nothing is ever written outside the folder. All
-JSON is strict: numbers that are not finite are written as ``null``, numpy and
-other number-like scalars as plain numbers.
+A lock file keeps a folder to one run at a time. Files are written as
+:mod:`llm_optimizer.files` writes them: never through a symbolic link.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
-import numbers
 import os
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .files import TEMP_SUFFIX, dumps, link_error, loads, open_for_append, safe_cell, write_atomic
+
 SETTINGS_FILE, STEPS_FILE, HISTORY_FILE = "settings.json", "steps.jsonl", "history.csv"
 PLOT_FILE, LOCK_FILE = "run.png", "run.lock"
-TEMP_SUFFIX = ".partial"
 DIGEST_FIELD = "settings_digest"
 # What a new folder may hold: what a run killed before its first step leaves behind.
 _LEFT_BY_A_KILL = {LOCK_FILE, *(name + TEMP_SUFFIX for name in (
     SETTINGS_FILE, HISTORY_FILE, PLOT_FILE))}
-# What a spreadsheet runs as a formula when a cell starts with it (OWASP's list), also
-# after blanks or invisible characters, and in full-width forms (compared after NFKC).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _WHAT_TO_DO = "fix the line, or delete it and the lines after it to redo those steps"
 
 
 class FolderInUse(OSError):
     """Another run holds the folder's lock."""
-
-
-def dumps(value: Any, **kwargs: Any) -> str:
-    """Strict JSON: NaN and infinities become ``null``; numpy scalars plain numbers."""
-    return json.dumps(_strict(value), allow_nan=False, **kwargs)
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, bool | str) or value is None:
-        return value
-    if hasattr(value, "dtype") and getattr(value, "shape", None) == ():
-        value = value.item()  # a numpy scalar: bool_, int64, float32...
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    return value
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not strict JSON")
-
-
-def loads(text: str | bytes) -> Any:
-    """Parse strict JSON (``NaN`` and ``Infinity`` are errors)."""
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def _open_inside(path: Path, flags: int) -> int:
-    """``os.open`` that refuses a symbolic link (nothing is written through one)."""
-    try:
-        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
-                       0o644)
-    except OSError as error:
-        if error.errno == errno.ELOOP or path.is_symlink():
-            raise _link_error(path) from None
-        raise
-
-
-def _link_error(path: Path) -> OSError:
-    return OSError(f"{path} is a symbolic link: a run folder's files are written only inside "
-                   "it, never through a link; remove the link and run again")
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``
-    (a link at ``path`` is replaced, not followed)."""
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    fd = _open_inside(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-
-
-def _open_for_append(path: Path):
-    """``path`` opened to append text lines, a missing last line break added first."""
-    fd = _open_inside(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    file = os.fdopen(fd, "a+b")
-    size = file.seek(0, os.SEEK_END)
-    if size:
-        file.seek(size - 1)
-        if file.read(1) != b"\n":
-            file.write(b"\n")  # a complete last line whose line break was lost
-    return file
-
-
-def safe_cell(text: object) -> object:
-    """``text`` with a leading ``'`` if a spreadsheet could read it as a formula: it
-    starts with ``=``, ``+``, ``-``, ``@``, a tab or a line break, also after blanks
-    or invisible characters and in full-width forms."""
-    if not isinstance(text, str):
-        return text
-    visible = next((c for c in text if not _blank(c)), "")
-    if text.startswith(FORMULA_STARTS) or unicodedata.normalize("NFKC", visible).startswith(
-            FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
-def _blank(char: str) -> bool:
-    """White space, or a character that shows nothing (controls, format characters
-    such as a byte order mark or a zero-width space)."""
-    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp")
 
 
 def settings_digest(settings: dict[str, Any], defining: tuple[str, ...]) -> dict[str, Any]:
@@ -145,7 +48,7 @@ def read_settings(folder: Path) -> dict[str, Any]:
     file that lacks settings is left to the caller to name)."""
     path = folder / SETTINGS_FILE
     if path.is_symlink():
-        raise _link_error(path)
+        raise link_error(path)
     if not path.is_file():
         left = ("; a run killed before its first step leaves only " + LOCK_FILE
                 if (folder / LOCK_FILE).exists() else "")
@@ -196,7 +99,7 @@ def read_steps(folder: Path) -> tuple[list[dict[str, Any]], int]:
     """
     path = folder / STEPS_FILE
     if path.is_symlink():
-        raise _link_error(path)
+        raise link_error(path)
     if not path.is_file():
         if (folder / SETTINGS_FILE).exists():
             raise ValueError(f"{folder} holds {SETTINGS_FILE} but no {STEPS_FILE}: the run's "
@@ -285,7 +188,7 @@ def _new_folder_problem(folder: Path) -> str | None:
 def _lock(folder: Path) -> FileLock:
     path = folder / LOCK_FILE
     if path.is_symlink():
-        raise _link_error(path)
+        raise link_error(path)
     return FileLock(path, timeout=0)
 
 
@@ -305,7 +208,7 @@ def check_folder(folder: str | Path, *, resume: bool) -> None:
     try:
         links = [p for p in folder.iterdir() if p.is_symlink()]
         if links:
-            raise _link_error(links[0])
+            raise link_error(links[0])
         if resume:
             return
         if (folder / SETTINGS_FILE).exists():
@@ -354,7 +257,7 @@ class Journal:
         folder, steps = self.folder, self.folder / STEPS_FILE
         links = [p for p in folder.iterdir() if p.is_symlink()]
         if links:
-            raise _link_error(links[0])
+            raise link_error(links[0])
         if (folder / SETTINGS_FILE).exists():
             saved = read_settings(folder)
             if not resume:
@@ -372,12 +275,12 @@ class Journal:
                                  f"resumed {len(records)}: they are not the same run")
             if steps.stat().st_size > complete:
                 os.truncate(steps, complete)  # a line cut off by a kill; it is redone
-            return _open_for_append(steps)
+            return open_for_append(steps)
         problem = _new_folder_problem(folder)
         if problem:
             raise ValueError(problem)
         text = dumps({**settings, "stop_reason": "running"}, indent=2)
-        file = _open_for_append(steps)  # first, so settings.json never stands without it
+        file = open_for_append(steps)  # first, so settings.json never stands without it
         try:
             write_atomic(folder / SETTINGS_FILE, text)
             for record in records:

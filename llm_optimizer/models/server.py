@@ -14,60 +14,25 @@ part of the name, the repr or a run's settings.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
-from urllib.parse import urlsplit, urlunsplit
-
-import httpx
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from .. import _checks
 from ..grammar import check_format, follows, reply_json_schema, reply_regex
+from .answers import AnswerReader, ServerError, listing, public_url
 from .base import PROMPT_STYLES, chat_messages, completion_text
+from .bounded_http import MAX_CONCURRENT, MAX_RETRIES, MAX_TIMEOUT, bounded_client, retry_wait
 
 API_KEY_ENV = "OPENAI_API_KEY"
-START_A_SERVER = ("start one there with `vllm serve MODEL --port PORT` (or "
-                  "`transformers serve MODEL --port PORT`), or check the URL")
-_SHOWN_MODELS = 10
-# Bounds on what a server may cost: an answer's size, the requests in flight at once,
-# and the settings that size a request.
-MAX_ANSWER_BYTES = 1 << 20
-MAX_CONCURRENT = 8
-MAX_TIMEOUT = 3600.0
-MAX_RETRIES = 10
-_RETRIED_STATUS = (408, 409, 429)
-_SHOWN_CHARS = 80
-
-
-class ServerError(RuntimeError):
-    """A served model could not answer; the message says why and what to do.
-
-    ``status`` is the HTTP status the server answered, where it answered one."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 def is_url(name: object) -> bool:
     """Whether ``name`` is an ``http://`` or ``https://`` address."""
     return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
-
-
-def public_url(url: str) -> str:
-    """``url`` without any user name, password or query (they may hold a key)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:  # a port that is not a number
-        netloc = host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 class ServerModel:
@@ -118,15 +83,13 @@ class ServerModel:
             raise ValueError(f"api_key_env must name an environment variable, got {api_key_env!r}")
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env) or None
-        self._key_given = key is not None
-        self._secrets = sorted({s for s in (key, urlsplit(base_url).password) if s},
-                               key=len, reverse=True)
-        http = httpx.Client(transport=_BoundedTransport(limits=httpx.Limits(
-            max_connections=MAX_CONCURRENT, max_keepalive_connections=0)),
-            follow_redirects=False)
+        self._answers = AnswerReader(
+            self.base_url, [s for s in (key, urlsplit(base_url).password) if s],
+            key_given=key is not None, api_key_env=api_key_env, timeout=self.timeout)
         # Retries are this module's (within the deadline), not the client's.
         self._client = openai.OpenAI(base_url=base_url, api_key=key or "none",
-                                     timeout=self.timeout, max_retries=0, http_client=http)
+                                     timeout=self.timeout, max_retries=0,
+                                     http_client=bounded_client())
         self.reply_tokens = 16 if prompt_style == "completion" else 40
         # Choices the server returns for one request asking for n (None: not known yet).
         self.choices_per_request: int | None = None
@@ -155,7 +118,7 @@ class ServerModel:
         listed = data.get("data")
         if not (isinstance(listed, list) and all(
                 isinstance(m, dict) and isinstance(m.get("id"), str) for m in listed)):
-            raise ServerError(self._bad_answer("/models", "a list of models with an id each",
+            raise ServerError(self._answers.bad("/models", "a list of models with an id each",
                                                data))
         return sorted(m["id"] for m in listed)
 
@@ -271,11 +234,11 @@ class ServerModel:
         choices = data.get("choices")
         texts = [_field(c, field) for c in choices] if isinstance(choices, list) else None
         if texts is None or not all(isinstance(t, str) for t in texts):
-            raise ServerError(self._bad_answer(path, "a list of choices, each with "
+            raise ServerError(self._answers.bad(path, "a list of choices, each with "
                                                f"{'.'.join(field)} a string", data))
         if self.prompt_style == "completion":
             texts = [_first_line(t) for t in texts]
-        return [self._scrub(t) for t in texts]
+        return [self._answers.scrub(t) for t in texts]
 
     def _call(self, path: str, send: Callable[[float], object]) -> dict:
         """``send(budget)`` with retries within the deadline; its JSON object."""
@@ -291,47 +254,14 @@ class ServerModel:
                 raw = send(remaining)
                 break
             except (openai.OpenAIError, TimeoutError) as error:
-                wait = _retry_wait(error, attempt)
+                wait = retry_wait(error, attempt)
                 if (wait is None or attempt == self.max_retries
                         or time.monotonic() + wait >= deadline):
-                    raise ServerError(self._say(error, path, attempt),
+                    raise ServerError(self._answers.failure(error, path, attempt),
                                       getattr(error, "status_code", None)) from None
             time.sleep(wait)
             attempt += 1
-        return self._json(path, raw.http_response)
-
-    def _json(self, path: str, response: httpx.Response) -> dict:
-        """The JSON object of an answer, or a ServerError saying what came back instead."""
-        content = response.content
-        try:
-            data = json.loads(content)
-        except ValueError as error:  # invalid JSON or invalid UTF-8
-            kind = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
-            html = kind == "text/html" or b"<html" in content[:1000].lower()
-            what = "an HTML page" if html else f"{len(content)} bytes ({kind}) that are not " + (
-                "UTF-8 text" if isinstance(error, UnicodeDecodeError) else "JSON")
-            raise ServerError(f"{self.base_url}{path} answered {response.status_code} with "
-                              f"{what} ({self._shown(content)}): check that the URL is the "
-                              "API's base address (it usually ends in /v1)") from None
-        if not isinstance(data, dict):
-            raise ServerError(self._bad_answer(path, "a JSON object", data))
-        return data
-
-    def _bad_answer(self, path: str, expected: str, data: object) -> str:
-        return (f"{self.base_url}{path} answered JSON without {expected} "
-                f"({self._shown(json.dumps(data))}): is it an OpenAI-compatible server?")
-
-    def _shown(self, content: bytes | str) -> str:
-        """The start of what a server sent, key blanked, on one short line."""
-        if isinstance(content, bytes):
-            content = content.decode("utf-8", "replace")
-        text = " ".join(self._scrub(content).split())
-        return (text[:_SHOWN_CHARS] + "...") if len(text) > _SHOWN_CHARS else text or "empty"
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._answers.json(path, raw.http_response)
 
     def _check_model(self, model: str | None) -> str:
         """The served model's name: ``model`` if the server lists it, else an error."""
@@ -344,7 +274,7 @@ class ServerModel:
         if model is None:
             if len(listed) == 1:
                 return listed[0]
-            raise ServerError(f"{self.base_url} serves {_listing(listed)}: "
+            raise ServerError(f"{self.base_url} serves {listing(listed)}: "
                               "pass model='NAME' (--model NAME) to pick one")
         # Gemini lists "models/NAME" and takes "NAME" too.
         if listed and model not in listed and f"models/{model}" not in listed:
@@ -352,7 +282,7 @@ class ServerModel:
         return model
 
     def _not_served_message(self, model: str, listed: list[str]) -> str:
-        return f"{self.base_url} does not serve {model!r}; it serves {_listing(listed)}"
+        return f"{self.base_url} does not serve {model!r}; it serves {listing(listed)}"
 
     @contextmanager
     def _not_served(self) -> Iterator[None]:
@@ -373,151 +303,6 @@ class ServerModel:
         except ServerError:
             return []
 
-    def _say(self, error: Exception, path: str, retries: int) -> str:
-        """One line for ``error``, without the key."""
-        import openai
-
-        url, env = self.base_url, self.api_key_env
-        cause = error.__cause__
-        if isinstance(error, TimeoutError | openai.APITimeoutError):
-            text = (f"{url} did not answer within {self.timeout:g} s, {_retries(retries)} "
-                    "included: the server is overloaded or stuck")
-        elif isinstance(cause, AnswerTooLarge):
-            text = (f"{url}{path} sent an answer of more than {MAX_ANSWER_BYTES // 1024} KB, "
-                    "far more than the replies asked for: not read")
-        elif isinstance(error, openai.APIConnectionError) and isinstance(
-                cause, httpx.RemoteProtocolError | httpx.ReadError):
-            text = (f"{url}{path}: the connection was cut before the answer ended, "
-                    f"{_retries(retries)} included: the server crashed or a proxy dropped it")
-        elif isinstance(error, openai.APIConnectionError):
-            text = f"cannot connect to {url}: no server answers there; {START_A_SERVER}"
-        elif isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-            if self._key_given:
-                text = (f"{url} refused the API key ({error.status_code}): check the key in "
-                        f"the {env} environment variable (or the api_key argument)")
-            else:
-                text = (f"{url} needs an API key ({error.status_code}): set the {env} "
-                        "environment variable, or pass api_key=")
-        elif isinstance(error, openai.RateLimitError):
-            text = (f"{url} kept answering 429 (too many requests), {_retries(retries)} "
-                    "with backoff included: wait, or ask for fewer proposals")
-        elif isinstance(error, openai.APIStatusError) and 300 <= error.status_code < 400:
-            target = public_url(error.response.headers.get("location", "")) or "elsewhere"
-            text = (f"{url}{path} redirected ({error.status_code}) to {target}, which is not "
-                    "followed: use that address as the base URL if you trust it")
-        elif isinstance(error, openai.APIStatusError):
-            text = f"{url} answered {error.status_code}: {self._detail(error)}"
-        else:
-            text = f"{url}: {type(error).__name__}"
-        return " ".join(self._scrub(text).split())
-
-    def _detail(self, error) -> str:
-        """The server's own explanation of an error status, key blanked, on one short line."""
-        body = getattr(error, "body", None)
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            body = body["error"]  # OpenAI and vLLM: {"error": {"message": ...}}
-        if isinstance(body, dict):
-            body = body.get("message") or body.get("detail") or body
-        text = " ".join(self._scrub(str(body or error.message)).split())
-        return text[:300]
-
-
-class AnswerTooLarge(httpx.ReadError):
-    """A server's answer went past ``MAX_ANSWER_BYTES``."""
-
-
-class _Watch:
-    """The socket of one request, shut at its deadline so no read waits past it."""
-
-    def __init__(self, seconds: float):
-        self.socket: socket.socket | None = None
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def trace(self, event: str, info: dict) -> None:
-        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            self.socket = info["return_value"].get_extra_info("socket")
-
-    def _fire(self) -> None:
-        self.fired = True
-        if self.socket is not None:
-            with suppress(OSError):  # already closed
-                self.socket.shutdown(socket.SHUT_RDWR)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-class _BoundedTransport(httpx.HTTPTransport):
-    """httpx's transport with a deadline for the whole request, headers and body
-    included (httpx's timeouts bound each read, so a server sending a byte at a time
-    never times out), and a size limit for the answer.
-
-    The deadline is the request's read timeout (the budget ``ServerModel`` left).
-    Connections are not kept alive, so every request's socket is known.
-    """
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        budget = request.extensions.get("timeout", {}).get("read") or MAX_TIMEOUT
-        watch = _Watch(budget)
-        request.extensions["trace"] = watch.trace
-        try:
-            response = super().handle_request(request)
-        except httpx.TransportError:
-            watch.cancel()
-            if watch.fired:
-                raise httpx.ReadTimeout("deadline passed", request=request) from None
-            raise
-        response.stream = _BoundedStream(response.stream, watch, request)
-        return response
-
-
-class _BoundedStream(httpx.SyncByteStream):
-    def __init__(self, stream, watch: _Watch, request: httpx.Request):
-        self._stream, self._watch, self._request = stream, watch, request
-
-    def __iter__(self) -> Iterator[bytes]:
-        size = 0
-        try:
-            for chunk in self._stream:
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise AnswerTooLarge("answer too large", request=self._request)
-                yield chunk
-        except httpx.TransportError:
-            if self._watch.fired:
-                raise httpx.ReadTimeout("deadline passed", request=self._request) from None
-            raise
-        finally:
-            self._watch.cancel()
-
-    def close(self) -> None:
-        self._watch.cancel()
-        self._stream.close()
-
-
-def _retry_wait(error: Exception, attempt: int) -> float | None:
-    """Seconds to wait before retrying after ``error``; None if it is not worth a retry
-    (a timeout spent the whole budget; a 4xx will not change)."""
-    import openai
-
-    if isinstance(error, TimeoutError | openai.APITimeoutError):
-        return None
-    if isinstance(error, openai.APIConnectionError):
-        return None if isinstance(error.__cause__, AnswerTooLarge) else 0.5 * 2**attempt
-    status = getattr(error, "status_code", None)
-    if status is None or not (status in _RETRIED_STATUS or status >= 500):
-        return None
-    try:
-        return max(float(error.response.headers.get("retry-after", "")), 0.0)
-    except ValueError:  # no Retry-After, or a date
-        return 0.5 * 2**attempt
-
-
-def _retries(count: int) -> str:
-    return f"{count} retr{'y' if count == 1 else 'ies'}"
 
 
 def _field(choice: object, path: tuple[str, ...]) -> object:
@@ -530,14 +315,6 @@ def _field(choice: object, path: tuple[str, ...]) -> object:
     if path == ("message", "content") and choice is None:
         return ""
     return choice
-
-
-def _listing(names: list[str]) -> str:
-    if not names:
-        return "no models"
-    shown = ", ".join(repr(n) for n in names[:_SHOWN_MODELS])
-    more = len(names) - _SHOWN_MODELS
-    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _first_line(text: str) -> str:
