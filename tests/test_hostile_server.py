@@ -10,6 +10,7 @@ import traceback
 import pytest
 from hostile_server import SECRET, HostileServer
 
+from llm_optimizer import Run, make_dataset, optimize
 from llm_optimizer.cli import main
 from llm_optimizer.models import ServerError, ServerModel
 from llm_optimizer.models.server import MAX_CONCURRENT
@@ -115,3 +116,28 @@ def test_request_sizes_have_upper_bounds_named_in_the_error(argument, value):
         ServerModel("http://127.0.0.1:1/v1", timeout=1e9)
     with pytest.raises(ValueError, match="max_retries must be a whole number from 0 to 10"):
         ServerModel("http://127.0.0.1:1/v1", max_retries=10**6)
+
+
+def test_a_served_run_saves_its_base_url_without_credentials_and_no_key(tmp_path):
+    out = tmp_path / "run"
+    with HostileServer("good") as server:
+        url = server.url.replace("http://", f"http://user:{SECRET}@")
+        model = ServerModel(url, prompt_style="completion", api_key=SECRET)
+        optimize(make_dataset("article"), model, steps=1, stop=[], out_dir=out)
+        server.kind = "500 echoing the key near the cut"
+        run = optimize(make_dataset("article"), model, steps=2, resume=Run.load(out),
+                       out_dir=out)
+    assert Run.load(out).settings["base_url"] == server.url
+    assert "answered 500" in run.stop_reason and SECRET[:8] not in run.stop_reason
+    for path in out.iterdir():
+        data = path.read_bytes()
+        assert not any(SECRET[i:i + 6].encode() in data for i in range(len(SECRET) - 5))
+
+
+def test_a_long_reply_from_a_server_is_cut_in_the_step_that_records_it(tmp_path):
+    with HostileServer("100 KB reply") as server:
+        model = ServerModel(server.url, prompt_style="completion")
+        run = optimize(make_dataset("article"), model, steps=1, stop=[], out_dir=tmp_path)
+    proposal = run.records[1]["proposals"][0]
+    assert proposal["cut"] == 100_008 - 4096 and proposal["parsed"]
+    assert Run.load(tmp_path).records[1]["proposals"][0]["cut"] == proposal["cut"]
