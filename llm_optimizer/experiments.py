@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,8 @@ def temperature_sweep(
 
 def compare_optimizers(
     dataset: Dataset, model, *, evaluations: int, seeds: Sequence[int], target: float,
-    lr: float = 0.05, step_size: float = 1.0, **options,
+    lr: float = 0.05, step_size: float = 1.0, others: Mapping[str, Any] | None = None,
+    **options,
 ) -> pd.DataFrame:
     """The LLM loop against random search, hill climbing and gradient descent.
 
@@ -138,7 +140,8 @@ def compare_optimizers(
     descent start from the same pair; random search ignores it and samples a box
     10 wider on each side than the preset's starting range. One row per method and
     seed: best loss within the budget and the evaluations needed to reach ``target``
-    (NaN if never).
+    (NaN if never). ``others`` maps a method's name to another proposer that runs the
+    same loop from the same start, such as ``{"mimic": load_model("mimic")}``.
     """
     loss = loss_function(options.get("loss") or dataset.setup.loss)
     x, y = dataset.x, dataset.y
@@ -149,8 +152,11 @@ def compare_optimizers(
                        stop=[], **options)
         w0, b0 = run.history.iloc[0][["w", "b"]]
         lo, hi = dataset.setup.init_range
-        traces = {
-            "LLM": run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy(),
+        traces = {"LLM": _losses(run)}
+        for name, other in (others or {}).items():
+            traces[name] = _losses(optimize(dataset, other, steps=run.settings["steps"],
+                                            seed=seed, stop=[], **options))
+        traces.update({
             "random search": random_search(
                 x, y, evaluations=evaluations, low=lo - 10, high=hi + 10, seed=seed, loss=loss
             )["loss"].to_numpy(),
@@ -158,7 +164,7 @@ def compare_optimizers(
                 x, y, evaluations=evaluations, w0=w0, b0=b0, step=step_size, seed=seed, loss=loss
             )["loss"].to_numpy(),
             "gradient descent": _gd_losses(x, y, lr, evaluations, w0, b0, loss),
-        }
+        })
         for method, losses in traces.items():
             losses = np.asarray(losses, dtype=float)[:evaluations]
             hit = np.flatnonzero(losses <= target)
@@ -212,6 +218,11 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     return _dashed(summary, missing="never")
+
+
+def _losses(run: Run) -> np.ndarray:
+    """Every loss a run evaluated, in order; NaN for a reply without a pair."""
+    return run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy()
 
 
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:
