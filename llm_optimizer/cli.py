@@ -12,10 +12,11 @@ from .grammar import REPLY_FORMATS
 from .journal import check_folder, write_atomic
 from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
-from .models.loading import MODEL_ENV, check_name, plan_here, spec_for
+from .models.loading import plan_here, spec_for
 from .models.mimic import MIMIC
-from .models.server import API_KEY_ENV
+from .models.server import API_KEY_ENV, is_url
 from .run import Run
+from .runtime import MODEL_ENV, model_env_error, model_from_env
 from .settings import resolve_settings, resume_conflicts, resumed_settings
 from .stopping import parse_stop
 
@@ -139,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
         if not served:
-            check_name(name)
+            _check_model_name(name)
     check_folder(args.out, resume=args.resume)
     from huggingface_hub.utils import logging as hub_logging
 
@@ -162,3 +163,17 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check_model_name(name: str) -> None:
+    """Raise what ``load_model(name)`` would for a name it cannot load, before loading
+    anything; for ``auto``, check what the environment names."""
+    chosen = model_from_env()[0] if name == "auto" else None
+    if chosen is None:
+        if name != MIMIC:
+            plan_here(name)
+    elif not is_url(chosen) and chosen != MIMIC:
+        try:
+            plan_here(chosen)
+        except (ValueError, OSError) as error:
+            raise model_env_error(chosen, error) from None

@@ -237,10 +237,6 @@ def test_a_bad_value_in_the_environment_is_named(env, value, served, error, mess
     env(value, served)
     with pytest.raises(error, match=message):
         load_model("auto")
-    from llm_optimizer.models.loading import check_name
-
-    with pytest.raises(error, match=message):  # what the command line checks first
-        check_name("auto")
     if served is None:  # a name given outright does not read the environment
         assert load_model("mimic").name == "mimic"
 

