@@ -17,6 +17,9 @@ from pathlib import Path
 REPO = "llm-optimizer/llm-optimizer"
 BRANCH = "main"
 QUICK_ENV = "LLM_OPTIMIZER_QUICK"
+MODEL_ENV = "LLM_OPTIMIZER_MODEL"  # what load_model("auto") loads, when set
+SERVED_MODEL_ENV = "LLM_OPTIMIZER_SERVED_MODEL"  # the model's name on that server
+API_KEY_ENV = "OPENAI_API_KEY"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 # The gpu extra brings bitsandbytes, which Colab does not preinstall and which must be in
 # place before transformers is imported; every other dependency's floor is at or below
@@ -74,6 +77,61 @@ def setup() -> dict[str, str]:
 
         print("\n" + NO_GPU_ON_COLAB)
     return info
+
+
+def use_server(url: str | None = None, *, served_model: str | None = None,
+               secret: str = API_KEY_ENV) -> str:
+    """The notebooks' switch cell: point ``load_model("auto")`` at a served or hosted
+    model that speaks the OpenAI API, and return (and print) what it will load.
+
+    ``url`` (such as ``"http://HOST:8000/v1"``) goes into ``LLM_OPTIMIZER_MODEL`` and
+    ``served_model``, the model's name there, into ``LLM_OPTIMIZER_SERVED_MODEL``; with
+    ``url=None`` nothing changes, so a teacher's or a test's setting stands. The key is
+    never an argument: it stays in ``OPENAI_API_KEY`` if that is set, and on Colab it is
+    otherwise read from the notebook secret named ``secret`` (the key icon in the sidebar).
+    """
+    from .models.server import is_url, public_url
+
+    if url is not None:
+        if not is_url(url):
+            raise ValueError(f"url must be a server address starting with http:// or https://, "
+                             f"such as 'http://HOST:8000/v1', or None; got {url!r}")
+        if served_model is not None and not (isinstance(served_model, str) and served_model):
+            raise ValueError("served_model must be the model's name on the server or None for "
+                             f"the only one it serves, got {served_model!r}")
+        os.environ[MODEL_ENV] = url
+        os.environ.pop(SERVED_MODEL_ENV, None)
+        if served_model:
+            os.environ[SERVED_MODEL_ENV] = served_model
+    chosen = os.environ.get(MODEL_ENV, "")
+    if is_url(chosen):
+        name = os.environ.get(SERVED_MODEL_ENV) or "the only model it serves"
+        said = f"{name} at {public_url(chosen)} ({_key_found(secret)})"
+    else:
+        said = chosen or "chosen by the hardware (Mistral-7B on a GPU, else SmolLM2-135M)"
+    print(f'load_model("auto") loads: {said}')
+    return said
+
+
+def _key_found(secret: str) -> str:
+    """Where the served model's key comes from; copies a Colab secret into the
+    environment. Never returns or prints the key itself."""
+    if os.environ.get(API_KEY_ENV):
+        return f"key from {API_KEY_ENV}"
+    if not on_colab():
+        return f"no key: set {API_KEY_ENV} if the server needs one"
+    from google.colab import userdata
+
+    refused = tuple(getattr(userdata, name) for name in
+                    ("SecretNotFoundError", "NotebookAccessError", "TimeoutException")
+                    if hasattr(userdata, name))
+    try:
+        key = userdata.get(secret)
+    except refused:
+        return (f"no key: add a secret named {secret} under the key icon and let this "
+                "notebook read it, if the server needs one")
+    os.environ[API_KEY_ENV] = key
+    return f"key from the Colab secret {secret}"
 
 
 def colab_url(notebook: str) -> str:
