@@ -157,10 +157,10 @@ def steps_to_optimum(name: str, steps: Sequence[float], *, budget: int) -> str:
     n = len(steps)
     if not reached:
         return f"{name} did not reach the optimum within {budget} steps in any of {_runs(n)}."
-    shown = ", ".join(map(str, reached))
+    shown = ("step " if len(reached) == 1 else "steps ") + ", ".join(map(str, reached))
     if len(reached) == n:
-        return f"{name} reached the optimum in all {_runs(n)}, at steps {shown}."
-    return (f"{name} reached the optimum in {len(reached)} of {_runs(n)} (at steps {shown}); "
+        return f"{name} reached the optimum in all {_runs(n)}, at {shown}."
+    return (f"{name} reached the optimum in {len(reached)} of {_runs(n)} (at {shown}); "
             f"the others did not within {budget} steps.")
 
 
@@ -189,9 +189,11 @@ def rank_trend(x: pd.Series, y: pd.Series, *, what: str, against: str,
         return (f"{_runs(len(both))} with a {what}: too few (at least {min_runs} needed) "
                 f"to say how it changes with the {against}.")
     rho = both["x"].rank().corr(both["y"].rank())
+    if not np.isfinite(rho):
+        return f"The {what} did not change with the {against} over {_runs(len(both))}."
     over = f"rank correlation {rho:.2f} over {_runs(len(both))}"
-    if np.isfinite(rho) and rho >= 0.5:
+    if rho >= 0.5:
         return f"The {what} grew with the {against} ({over})."
-    if np.isfinite(rho) and rho <= -0.5:
+    if rho <= -0.5:
         return f"The {what} shrank as the {against} rose ({over})."
     return f"The {what} showed no clear trend with the {against} ({over})."

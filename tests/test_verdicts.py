@@ -104,7 +104,7 @@ def test_steps_to_optimum_counts_the_runs_that_reached_it():
     assert steps_to_optimum("gpt", [2, 3], budget=20) == (
         "gpt reached the optimum in all 2 runs, at steps 2, 3.")
     assert steps_to_optimum("m", [np.nan, 4], budget=20) == (
-        "m reached the optimum in 1 of 2 runs (at steps 4); the others did not within 20 steps.")
+        "m reached the optimum in 1 of 2 runs (at step 4); the others did not within 20 steps.")
     assert steps_to_optimum("m", [np.nan], budget=3) == (
         "m did not reach the optimum within 3 steps in any of 1 run.")
 
@@ -126,6 +126,8 @@ def test_rank_trend_needs_enough_runs_and_a_clear_correlation():
     flat = pd.Series([1.0, 3.0, 2.0, 2.0, 3.0, 1.0])
     assert "no clear trend" in rank_trend(t, flat, what="step", against="temperature")
     assert "too few" in rank_trend(t[:4], t[:4], what="step", against="temperature")
+    assert rank_trend(t, t * 0 + 1.2, what="step", against="temperature") == (
+        "The step did not change with the temperature over 6 runs.")
 
 
 def test_published_figures_carry_their_source_and_match_the_paper():

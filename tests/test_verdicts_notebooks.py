@@ -37,10 +37,11 @@ MAX_BODY = 1 << 20  # a request larger than this is refused
 LIFETIME_S = 1800  # the server stops itself after this, whatever happens to the test
 
 
-def least_squares_pairs(prompt: str, n: int) -> list[tuple[str, str]]:
+def least_squares_pairs(prompt: str, n: int, seed: int = 0) -> list[tuple[str, str]]:
     """``n`` replies to a meta-prompt: the minimum of the quadratic fitted to the shown
     (w, b, value) triples once 6 distinct pairs are shown; before that, the best shown
-    pair nudged one unit in each of 8 directions."""
+    pair nudged one unit in each of 8 directions, starting at the ``seed``-th (a step
+    split into several requests gets one seed per request)."""
     shown = SHOWN.findall(prompt)
     decimals = max((len(v.split(".")[1]) if "." in v else 0 for w, b, _ in shown
                     for v in (w, b)), default=2)
@@ -57,7 +58,7 @@ def least_squares_pairs(prompt: str, n: int) -> list[tuple[str, str]]:
         pairs = [answer] * n
     else:
         best = points[np.argmin(points[:, 2]), :2] if len(points) else np.zeros(2)
-        pairs = [best + NUDGES[i % len(NUDGES)] for i in range(n)]
+        pairs = [best + NUDGES[(seed + i) % len(NUDGES)] for i in range(n)]
     return [(f"{w:.{decimals}f}", f"{b:.{decimals}f}") for w, b in pairs]
 
 
@@ -90,7 +91,7 @@ class _LeastSquares(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(size))
         chat = self.path.endswith("/chat/completions")
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
-        pairs = least_squares_pairs(prompt, int(body.get("n") or 1))
+        pairs = least_squares_pairs(prompt, int(body.get("n") or 1), int(body.get("seed") or 0))
         if chat:
             choices = [{"index": i, "finish_reason": "stop",
                         "message": {"role": "assistant", "content": f"[{w}, {b}]"}}
