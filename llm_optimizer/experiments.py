@@ -148,9 +148,9 @@ def compare_optimizers(
     x, y = dataset.x, dataset.y
     per_step = options.get("proposals_per_step") or dataset.setup.proposals_per_step
     rows = []
+    steps = max(1, evaluations // per_step)
     for seed in seeds:
-        run = optimize(dataset, model, steps=max(1, evaluations // per_step), seed=seed,
-                       stop=[], **options)
+        run = optimize(dataset, model, steps=steps, seed=seed, stop=[], **options)
         w0, b0 = run.history.iloc[0][["w", "b"]]
         lo, hi = dataset.setup.init_range
         traces = {"LLM": _losses(run)}
@@ -195,8 +195,9 @@ def compare_formats(
             run = optimize(dataset, model, steps=steps, seed=seed, stop=[],
                            reply_format=reply_format, **options)
             replies = run.history[run.history["step"] > 0]["reply"]
-            tokens = [len(model.tokenizer(r, add_special_tokens=False)["input_ids"])
-                      for r in replies]
+            tokenizer = getattr(model, "tokenizer", None)  # a served model or the mimic: none
+            tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"])
+                      for r in replies] if tokenizer is not None else [np.nan]
             seconds = [r["seconds"] for r in run.records[1:]]
             rows.append({"reply_format": reply_format, "seed": seed,
                          **summarize(run, target=target),
@@ -218,7 +219,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "best loss, median": grouped["best_loss"].median(),
         **_target_columns(grouped),
     }).reset_index()
-    return _dashed(summary, missing="never")
+    return _dashed(summary)
 
 
 def _losses(run: Run) -> np.ndarray:
@@ -257,7 +258,7 @@ def ranking(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
-    return _dashed(summary.reset_index(drop=True), missing="never")
+    return _dashed(summary.reset_index(drop=True))
 
 
 def _per_preset(table: pd.DataFrame, column: str):
@@ -267,11 +268,13 @@ def _per_preset(table: pd.DataFrame, column: str):
 
 
 def _target_columns(grouped) -> dict[str, pd.Series]:
-    """How many runs of each group reached the target, and the median evaluations to it."""
+    """How many runs of each group reached the target, and the median evaluations to it
+    ("never" where no run reached it)."""
+    median = grouped["evaluations_to_target"].median()
     return {
         "runs reaching target": grouped["evaluations_to_target"].apply(
             lambda s: f"{s.notna().sum()}/{len(s)}"),
-        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+        "evaluations to target, median": median.astype(object).where(median.notna(), "never"),
     }
 
 

@@ -294,6 +294,20 @@ def test_a_server_honouring_n_gets_one_request_per_step(stub):
     assert model.choices_per_request == 8
 
 
+def test_one_proposal_first_does_not_split_later_steps(stub):
+    def choices(handler):
+        n = stub.seen[-1][3]["n"]
+        body = {**CHOICE[1], "choices": [{**CHOICE[1]["choices"][0], "index": i}
+                                         for i in range(n)]}
+        return 200, body, None, 0
+
+    stub.on_post = choices
+    model = ServerModel(stub.url, prompt_style="completion")
+    assert len(model.generate(PROMPT, n=1, seed=1)) == 1  # as notebook 03's timing cell asks
+    assert len(model.generate(PROMPT, n=8, seed=1)) == 8
+    assert [s[3]["n"] for s in stub.seen if s[0] == "POST"] == [1, 8]
+
+
 def test_a_model_listed_as_models_slash_name_is_found_by_its_name(stub):
     stub.on_get = lambda h: (200, {"object": "list", "data": [{"id": "models/gem"}]}, None, 0)
     assert ServerModel(stub.url, model="gem").name == "gem"  # as Gemini lists its models
