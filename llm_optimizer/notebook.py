@@ -7,9 +7,8 @@ import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from .models.loading import MODEL_ENV, SERVED_MODEL_ENV
 from .models.server import API_KEY_ENV, is_url, public_url
-from .runtime import NO_GPU_ON_COLAB, gpu, on_colab, quick
+from .runtime import MODEL_ENV, NO_GPU_ON_COLAB, SERVED_MODEL_ENV, gpu, on_colab, quick
 
 PACKAGES = ["torch", "transformers", "bitsandbytes", "numpy", "pandas", "matplotlib",
             "ipywidgets", "llm-optimizer"]

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm_optimizer.models.loading import MODEL_ENV, SERVED_MODEL_ENV
 from llm_optimizer.notebook import use_server
 from llm_optimizer.reference import PUBLISHED, published
+from llm_optimizer.runtime import MODEL_ENV, SERVED_MODEL_ENV
 from llm_optimizer.verdicts import (
     ahead,
     rank_groups,
