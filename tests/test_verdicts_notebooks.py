@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from llm_optimizer.models.loading import MODEL_ENV, SERVED_MODEL_ENV
-from llm_optimizer.runtime import QUICK_ENV
+from llm_optimizer.runtime import MODEL_ENV, QUICK_ENV, SERVED_MODEL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [ROOT / "notebooks" / "03_llm_as_optimizer.ipynb",
