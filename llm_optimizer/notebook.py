@@ -8,7 +8,15 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 from .models.server import API_KEY_ENV, is_url, public_url
-from .runtime import MODEL_ENV, NO_GPU_ON_COLAB, SERVED_MODEL_ENV, gpu, on_colab, quick
+from .runtime import (
+    MODEL_ENV,
+    NO_GPU_ON_COLAB,
+    SERVED_MODEL_ENV,
+    gpu,
+    model_from_env,
+    on_colab,
+    quick,
+)
 
 PACKAGES = ["torch", "transformers", "bitsandbytes", "numpy", "pandas", "matplotlib",
             "ipywidgets", "llm-optimizer"]
@@ -59,10 +67,10 @@ def use_server(url: str | None = None, *, served_model: str | None = None,
         os.environ.pop(SERVED_MODEL_ENV, None)
         if served_model:
             os.environ[SERVED_MODEL_ENV] = served_model
-    chosen = os.environ.get(MODEL_ENV, "").strip()
+    chosen, served = model_from_env()
     if is_url(chosen):
-        name = os.environ.get(SERVED_MODEL_ENV) or "the only model it serves"
-        said = f"{name} at {public_url(chosen)} ({_key_found(secret)})"
+        said = f"{served or 'the only model it serves'} at {public_url(chosen)} "
+        said += f"({_key_found(secret)})"
     else:
         said = chosen or "chosen by the hardware (Mistral-7B on a GPU, else SmolLM2-135M)"
     print(f'load_model("auto") loads: {said}')

@@ -150,7 +150,11 @@ def test_the_switch_cell_sets_what_auto_loads_and_never_shows_the_key(monkeypatc
     monkeypatch.delenv(MODEL_ENV)
     monkeypatch.setenv(SERVED_MODEL_ENV, "left over")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
+    with pytest.raises(ValueError, match="names a served model, but LLM_OPTIMIZER_MODEL"):
+        use_server(None)  # what load_model("auto") would refuse, said before it runs
+    monkeypatch.delenv(SERVED_MODEL_ENV)
     assert "chosen by the hardware" in use_server(None)
+    monkeypatch.setenv(SERVED_MODEL_ENV, "left over")
     said = use_server("http://user:pw@HOST:8000/v1?key=sk-x", served_model="big")
     assert said == "big at http://host:8000/v1 (key from OPENAI_API_KEY)"
     assert "sk-" not in capsys.readouterr().out and "pw" not in said
