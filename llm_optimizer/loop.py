@@ -153,6 +153,12 @@ def dataset_identity(dataset: Dataset) -> dict[str, Any]:
     return {"dataset": dataset.name, "data_seed": dataset.seed, "data_digest": digest}
 
 
+def _precision(model) -> str | None:
+    """The number format a local model computes in, as saved with a run (None: a server)."""
+    precision = getattr(model, "precision", None)
+    return None if precision is None else str(precision)
+
+
 def resume_conflicts(saved: dict[str, Any], given: dict[str, Any],
                      names: dict[str, str] | None = None) -> list[str]:
     """The given settings that differ from a saved run's, as ``name (saved .., given ..)``.
@@ -343,7 +349,8 @@ def optimize(
              "reply_format": reply_format}
     identity = {**dataset_identity(dataset),
                 "model": _checks.text("model.name", getattr(model, "name", type(model).__name__)),
-                "prompt_style": getattr(model, "prompt_style", None)}
+                "prompt_style": getattr(model, "prompt_style", None),
+                "precision": _precision(model)}
     if resume is not None:
         saved = resume.settings
         conflicts = resume_conflicts(saved, {**given, **identity})
