@@ -28,6 +28,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -421,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick and args.out is None:
         parser.error("--quick writes only to an explicit --out folder")
+    # A stopped run still ends its workers and busy loops (their blocks' exits run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = measure(QUICK if args.quick else FULL)
     json_path = (args.out or ROOT / "benchmarks" / "results") / "speed.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
