@@ -15,6 +15,7 @@ from ..runtime import MODEL_ENV, NO_GPU_ON_COLAB, gpu, model_env_error, model_fr
 from .base import PROMPT_STYLES
 from .local import LLM
 from .mimic import MIMIC, Mimic
+from .precision import parse_precision
 from .server import ServerError, ServerModel, is_url
 
 SMOLLM2 = "smollm2"
@@ -221,6 +222,7 @@ def load_model(
     trust_remote_code: bool = False,
     model: str | None = None,
     api_key: str | None = None,
+    precision: str = "auto",
 ) -> LLM | ServerModel | Mimic:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
 
@@ -244,6 +246,11 @@ def load_model(
     article did. The default is ``"completion"`` for the bundled SmolLM2, which
     follows that cue far more often than the chat format (see
     ``benchmarks/``), and ``"chat"`` for every other model, served ones included.
+
+    ``precision`` is the number format of a model on the CPU: ``"auto"`` (the
+    fastest this CPU runs), ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
+    ``"bf16/int8"`` (see :mod:`llm_optimizer.models.precision`). A GPU model keeps
+    the format it loads in.
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
@@ -264,9 +271,13 @@ def load_model(
     if name == MIMIC:
         return Mimic(prompt_style=prompt_style or "chat")
     _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
+    parse_precision(precision)  # a bad value fails before the weights load
     if quantize is not None:
         _checks.boolean("quantize", quantize)
     plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    if plan.device != "cpu" and precision != "auto":
+        raise ValueError(f"precision={precision!r} is for a model on the CPU; on the GPU "
+                         f"{name!r} loads in {plan.dtype}: leave precision='auto'")
     if name == "auto" and plan.device == "cpu":
         here = gpu()
         if here is not None:
@@ -274,11 +285,12 @@ def load_model(
                           f"{gpu_problem(here.capability, here.memory_gb)}.", stacklevel=2)
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
-    return load_from_plan(plan, prompt_style=prompt_style)
+    return load_from_plan(plan, prompt_style=prompt_style, precision=precision)
 
 
 def load_from_plan(
-    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None
+    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None,
+    precision: str = "auto",
 ) -> LLM:
     """Load the tokenizer and weights that ``plan`` describes."""
     if prompt_style is None:
@@ -297,7 +309,7 @@ def load_from_plan(
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
     return LLM(model, tokenizer, name=name or plan.label or plan.source,
-               prompt_style=prompt_style)
+               prompt_style=prompt_style, precision=precision)
 
 
 def _load_error(source: str, error: OSError) -> OSError:
