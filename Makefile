@@ -32,6 +32,7 @@ test: setup
 benchmark: setup
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.reply_formats
+	$(PY) -m benchmarks.speed
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

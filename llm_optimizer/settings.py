@@ -171,6 +171,12 @@ def resumed_settings(dataset: Dataset, saved: dict[str, Any], steps: int) -> dic
                             stop=[rule_from_dict(r) for r in saved["stop"]])
 
 
+def _precision(model) -> str | None:
+    """The number format a local model computes in, as saved with a run (None: a server)."""
+    precision = getattr(model, "precision", None)
+    return None if precision is None else str(precision)
+
+
 def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
                  saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of a run of ``model`` on ``dataset``, with what names the data and model.
@@ -181,7 +187,8 @@ def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
     """
     identity = {**dataset_identity(dataset),
                 "model": _checks.text("model.name", getattr(model, "name", type(model).__name__)),
-                "prompt_style": getattr(model, "prompt_style", None)}
+                "prompt_style": getattr(model, "prompt_style", None),
+                "precision": _precision(model)}
     if saved is not None:
         conflicts = resume_conflicts(saved, {**given, **identity})
         if conflicts:

@@ -45,7 +45,8 @@ def test_the_setup_changes_no_package_that_colab_preloads(colab):
 def test_every_module_the_cuda_path_imports_is_installed(colab):
     code = (
         "import importlib\n"
-        "from llm_optimizer.models.loading import GPU_MODULES, plan_load\n"
+        "from llm_optimizer.models.gpu import GPU_MODULES\n"
+        "from llm_optimizer.models.loading import plan_load\n"
         "for name in GPU_MODULES: importlib.import_module(name)\n"
         "for name in ('mistral', 'mistral-4bit'):\n"
         "    plan_load(name, cuda=True, capability=(7, 5), memory_gb=14.7)"

@@ -26,10 +26,11 @@ LESSONS = {
     "02_gradient_descent.ipynb": "the classical baseline: the gradient by hand, a learning-rate "
     "slider, paths on the landscape, and what too large a rate does",
     "03_llm_as_optimizer.ipynb": "OPRO itself: the meta-prompt, raw replies and parsing, the "
-    "loop, and a live panel with temperature and iteration sliders",
-    "04_experiments.ipynb": "measurements: temperature as a step size, the LLM against random "
-    "search, hill climbing and gradient descent, the paper's set-up, and replies forced into "
-    "a pair by a grammar",
+    "loop, whether the model beats a mimic that only copies, and a live panel with temperature "
+    "and iteration sliders",
+    "04_experiments.ipynb": "measurements: temperature as a step size, the LLM against the "
+    "mimic, random search, hill climbing and gradient descent, the paper's set-up beside "
+    "published runs of large models, and replies forced into a pair by a grammar",
 }
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 ROOT = Path(__file__).resolve().parent.parent
