@@ -29,7 +29,7 @@ from llm_optimizer.experiments import (  # noqa: E402
     sweep_table,
     temperature_sweep,
 )
-from llm_optimizer.notebook import REPO  # noqa: E402
+from tools.sync_notebooks import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
 from .sections import write_main  # noqa: E402

@@ -10,11 +10,13 @@ from pathlib import Path
 from .data import PRESETS, make_dataset
 from .grammar import REPLY_FORMATS
 from .journal import check_folder, write_atomic
-from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
+from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
 from .models.loading import plan_here, spec_for
 from .models.server import API_KEY_ENV
-from .stopping import parse_stop, rule_from_dict
+from .run import Run
+from .settings import resolve_settings, resume_conflicts, resumed_settings
+from .stopping import parse_stop
 
 # The flag that sets each saved setting, for messages about a resume.
 FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
@@ -130,8 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         if conflicts:
             raise ValueError(f"--resume continues the run saved in {args.out} with its own "
                              f"settings; these flags differ from it: {'; '.join(conflicts)}")
-        resolve_settings(dataset, steps=args.steps, **{k: saved[k] for k in _RESUMED},
-                         stop=[rule_from_dict(r) for r in saved["stop"]])
+        resumed_settings(dataset, saved, args.steps)
     else:
         resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
         if not served:

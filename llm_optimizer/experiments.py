@@ -10,9 +10,10 @@ import pandas as pd
 
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset
-from .loop import Run, optimize
+from .loop import optimize
 from .prompt import shown_pairs
 from .regression import loss_function
+from .run import Run
 
 
 def outlier_share(run: Run) -> float:

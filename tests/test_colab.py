@@ -13,7 +13,7 @@ import pytest
 from nbclient import NotebookClient
 from packaging.requirements import Requirement
 
-from llm_optimizer.notebook import REPO
+from tools.sync_notebooks import REPO
 
 pytestmark = [pytest.mark.colab, pytest.mark.model]
 

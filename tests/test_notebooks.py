@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from llm_optimizer.notebook import INSTALL, LESSONS, badge, badge_table, sync_badges
+from tools.sync_notebooks import INSTALL, LESSONS, badge, badge_table, sync_badges
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .. import _checks
+from ..runtime import NO_GPU_ON_COLAB, gpu, on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
 from .server import ServerModel, is_url
@@ -28,10 +29,6 @@ GPU_MODULES = ("bitsandbytes", "accelerate")
 # weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
 MIN_CAPABILITY = (6, 0)
 MIN_GPU_MEMORY_GB = 6.0
-NO_GPU_ON_COLAB = (
-    "This Colab runtime has no GPU, so the small bundled model runs on the CPU. For "
-    "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then Runtime > Run all."
-)
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
 NAMES = {
@@ -197,12 +194,10 @@ def plan_load(
 def plan_here(name: str = "auto", *, quantize: bool | None = None,
               trust_remote_code: bool = False) -> LoadPlan:
     """:func:`plan_load` for this machine's GPU, if any: what ``load_model`` would load."""
-    cuda = torch.cuda.is_available()
-    capability = memory_gb = None
-    if cuda:
-        capability = torch.cuda.get_device_capability()
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-    return plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+    here = gpu()
+    if here is None:
+        return plan_load(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    return plan_load(name, cuda=True, capability=here.capability, memory_gb=here.memory_gb,
                      quantize=quantize, trust_remote_code=trust_remote_code)
 
 
@@ -248,14 +243,10 @@ def load_model(
         _checks.boolean("quantize", quantize)
     plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
     if name == "auto" and plan.device == "cpu":
-        from ..notebook import on_colab
-
-        cuda = torch.cuda.is_available()
-        capability = torch.cuda.get_device_capability() if cuda else None
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None
-        if cuda:
+        here = gpu()
+        if here is not None:
             warnings.warn(f"Using the small bundled model on the CPU: "
-                          f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
+                          f"{gpu_problem(here.capability, here.memory_gb)}.", stacklevel=2)
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
     return load_from_plan(plan, prompt_style=prompt_style)
