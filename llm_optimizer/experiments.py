@@ -11,6 +11,7 @@ import pandas as pd
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset
 from .loop import optimize
+from .notebook import dashed
 from .prompt import shown_pairs
 from .regression import loss_function
 from .run import Run
@@ -212,7 +213,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "best loss, median": grouped["best_loss"].median(),
         **_target_columns(grouped),
     }).reset_index()
-    return _dashed(summary, missing="never")
+    return dashed(summary, missing="never")
 
 
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:
@@ -232,7 +233,7 @@ def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
         "parsed proposals": grouped["parsed"].sum(),
         "outlier share, mean": grouped["outlier_share"].mean(),
     }).reset_index()
-    return _dashed(table)
+    return dashed(table)
 
 
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
@@ -246,7 +247,7 @@ def ranking(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
-    return _dashed(summary.reset_index(drop=True), missing="never")
+    return dashed(summary.reset_index(drop=True), missing="never")
 
 
 def _per_preset(table: pd.DataFrame, column: str):
@@ -262,8 +263,3 @@ def _target_columns(grouped) -> dict[str, pd.Series]:
             lambda s: f"{s.notna().sum()}/{len(s)}"),
         "evaluations to target, median": grouped["evaluations_to_target"].median(),
     }
-
-
-def _dashed(table: pd.DataFrame, missing: str = "\u2014") -> pd.DataFrame:
-    """``table`` with its missing numbers written as ``missing`` instead of NaN."""
-    return table.astype(object).where(table.notna(), missing)

@@ -82,6 +82,7 @@ def plot_path(ax, frame: pd.DataFrame, *, label: str = "path", **style):
 
     On axes that already show something (a landscape), the view stays as it was: a path
     that leaves it is cut at the edge, and the title says how many points lie outside.
+    Set the axes' title first: the count is added under it.
     """
     keep = ax.has_data()
     x0, x1 = ax.get_xlim()
@@ -91,8 +92,9 @@ def plot_path(ax, frame: pd.DataFrame, *, label: str = "path", **style):
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         inside = frame["w"].between(x0, x1) & frame["b"].between(y0, y1)
-        if not inside.all():
-            ax.set_title(f"{int((~inside).sum())} of {len(frame)} points outside this view")
+        if not inside.all():  # added under the title the axes have, if any
+            note = f"{int((~inside).sum())} of {len(frame)} points outside this view"
+            ax.set_title(f"{ax.get_title()}\n({note})" if ax.get_title() else note)
     ax.legend(fontsize="small")
     return ax
 

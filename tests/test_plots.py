@@ -6,6 +6,7 @@ import itertools
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 
 matplotlib.use("Agg")
@@ -16,6 +17,7 @@ from PIL import Image  # noqa: E402
 from llm_optimizer import closed_form, mse, optimize  # noqa: E402
 from llm_optimizer.animation import animate_run, gif_bytes  # noqa: E402
 from llm_optimizer.plots import plot_run  # noqa: E402
+from llm_optimizer.sweep_plots import plot_comparison, plot_step_sizes, plot_sweep  # noqa: E402
 
 
 class Replies:
@@ -138,3 +140,30 @@ def test_a_run_without_a_step_cannot_be_animated(article):
     run.records = run.records[:1]
     with pytest.raises(ValueError, match="no step to animate"):
         animate_run(run, article)
+
+
+def _sweep(runs_per_temperature):
+    rng = np.random.default_rng(0)
+    rows = [{"temperature": t, "seed": s, "parse_rate": rng.uniform(), "parsed": 5,
+             "outlier_share": rng.uniform(), "best_loss": rng.uniform(1, 100),
+             "step_size_median": rng.uniform(0, 5)}
+            for t in (0.4, 0.8, 1.2, 1.6) for s in range(runs_per_temperature)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("runs", [2, 3])
+def test_a_mean_or_median_is_drawn_only_over_enough_runs(runs):
+    sweep = _sweep(runs)
+    table = pd.DataFrame([{"method": m, "seed": s, "best_loss": 1.0 + s}
+                          for m in ("LLM", "hill climbing") for s in range(runs)])
+    figures = [plot_sweep(sweep), plot_comparison(table, 80), plot_step_sizes(sweep)]
+    for figure in figures:
+        assert not _overlaps(figure)
+        for ax in _panels(figure):
+            assert ax.get_title()
+            centres = [a for a in [*ax.lines, *ax.collections]
+                       if a.get_label().startswith(("mean", "median"))]
+            assert bool(centres) == (runs >= 3)
+            assert ("under 3 runs" in ax.get_title()) == (runs < 3)
+    ticks = [t.get_text() for t in _panels(figures[0])[0].get_xticklabels()]
+    assert ticks[0] == f"0.4\n{5 * runs} parsed"  # what each temperature's figures rest on

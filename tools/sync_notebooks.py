@@ -80,8 +80,11 @@ The same links, one per line, are in [colab_badge.md](colab_badge.md).
 
 *One offline run of `make demo`: SmolLM2-135M-Instruct (the bundled model, on a CPU),
 the article's data, 30 steps of 8 proposals at temperature 0.8. Left, the best line found
-against the least-squares line; middle, the loss of every proposal (log scale); right, the
-proposals on the loss landscape.*
+against the least-squares line; middle, the loss of every proposal (log scale) against the
+best possible, with a tick for each reply that held no pair; right, the proposals on the
+loss landscape, the most repeated pair ringed. Drawn from the run saved in `docs/demo_run/`
+by `python -m tools.readme_picture`, which redraws this picture and the animation above
+whenever the plotting code changes (a test checks).*
 {README_END}"""
 
 
