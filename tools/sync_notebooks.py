@@ -31,6 +31,10 @@ LESSONS = {
     "search, hill climbing and gradient descent, the paper's set-up, and replies forced into "
     "a pair by a grammar",
 }
+# Worked answers to every lecture's exercises: badged and synced like a lecture, listed apart.
+SOLUTIONS = "solutions.ipynb"
+NOTEBOOKS = [*LESSONS, SOLUTIONS]
+ANSWERS = "a worked answer to every exercise of the four lectures"
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +55,7 @@ def badge_table() -> str:
              "| notebook | open | what it teaches |", "|---|---|---|"]
     for name, lesson in LESSONS.items():
         lines.append(f"| [{name}](notebooks/{name}) | {badge(name)} | {lesson} |")
+    lines.append(f"| [{SOLUTIONS}](notebooks/{SOLUTIONS}) | {badge(SOLUTIONS)} | {ANSWERS} |")
     return "\n".join(lines) + "\n"
 
 
@@ -74,6 +79,8 @@ def readme_section() -> str:
 |---|---|---|
 {rows}
 
+Solutions: [{SOLUTIONS}](notebooks/{SOLUTIONS}) {badge(SOLUTIONS)}, {ANSWERS}.
+
 The same links, one per line, are in [colab_badge.md](colab_badge.md).
 
 ![An optimization run](docs/images/demo_run.png)
@@ -92,7 +99,7 @@ def sync_badges(root: Path) -> list[Path]:
     """Rewrite each notebook's badge cell and install line, colab_badge.md and the
     notebooks section of README.md."""
     changed = []
-    for name in LESSONS:
+    for name in NOTEBOOKS:
         path = root / "notebooks" / name
         book = json.loads(path.read_text())
         first = book["cells"][0]
