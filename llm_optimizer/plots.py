@@ -173,19 +173,27 @@ def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals",
     return ax
 
 
-def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.8,
-            include: pd.DataFrame | None = None):
+def fenced(values: pd.Series) -> list[float]:
+    """The smallest and largest of ``values`` inside Tukey's outer fences (3 interquartile
+    ranges beyond the quartiles): the range of the bulk, far outliers left out."""
+    values = values.astype(float).dropna()
+    if not len(values):
+        return []
+    q1, q3 = values.quantile([0.25, 0.75])
+    bulk = values[values.between(q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1))]
+    return [bulk.min(), bulk.max()]
+
+
+def view_of(points: pd.DataFrame, dataset: Dataset, *, include: pd.DataFrame | None = None):
     """An extent (w0, w1, b0, b1) holding the least-squares answer, every row of
-    ``include`` (the starts and the best pair, say) and the central ``share`` of
-    ``points``, so that a few far outliers do not shrink the picture.
+    ``include`` (the starts and the best pair, say) and the bulk of ``points`` (see
+    :func:`fenced`), so that a few far outliers do not squash the picture.
 
     Each side is padded by at least 1, so one point alone, or none, still gets a view
     of the landscape around the answer.
     """
     w, b = closed_form(dataset.x, dataset.y)
-    tail = (1 - share) / 2
-    ws = [w, *points["w"].astype(float).quantile([tail, 1 - tail]).dropna()]
-    bs = [b, *points["b"].astype(float).quantile([tail, 1 - tail]).dropna()]
+    ws, bs = [w, *fenced(points["w"])], [b, *fenced(points["b"])]
     if include is not None:
         ws += list(include["w"])
         bs += list(include["b"])
@@ -196,7 +204,7 @@ def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.8,
 
 def run_view(run, dataset: Dataset):
     """The landscape's extent for ``run``: its starts, its best pair, the answer and the
-    central 80 % of its proposals (what :func:`plot_run` and the animation show)."""
+    bulk of its proposals (what :func:`plot_run` and the animation show)."""
     scored = finite_proposals(run.history)
     marked = pd.concat([scored[scored["step"] == 0], scored.nsmallest(1, "loss")])
     return view_of(scored, dataset, include=marked)
