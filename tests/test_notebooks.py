@@ -9,14 +9,31 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tools.sync_notebooks import INSTALL, LESSONS, badge, badge_table, sync_badges
+from tools.sync_notebooks import INSTALL, LESSONS, SOLUTIONS, badge, badge_table, sync_badges
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# The notebooks that load a language model, the only ones that ask Colab for a GPU.
+USES_A_GPU = {"03_llm_as_optimizer.ipynb", "04_experiments.ipynb", SOLUTIONS}
 
 
 def test_every_notebook_is_listed_with_a_lesson():
-    assert [p.name for p in NOTEBOOKS] == list(LESSONS)
+    assert [p.name for p in NOTEBOOKS] == [*LESSONS, SOLUTIONS]
+
+
+def test_every_exercise_of_every_lecture_has_a_solution():
+    """An exercise is a numbered line of a lecture's last cell; its answer is headed
+    ``### NN.k`` in the solutions notebook."""
+    solutions = json.loads((ROOT / "notebooks" / SOLUTIONS).read_text())["cells"]
+    headings = {m for c in solutions if c["cell_type"] == "markdown"
+                for m in re.findall(r"^### (\d\d\.\d+) ", "".join(c["source"]), re.M)}
+    asked = set()
+    for name in LESSONS:
+        last = "".join(json.loads((ROOT / "notebooks" / name).read_text())["cells"][-1]["source"])
+        exercises = last.split("## Exercises", 1)[1]
+        asked |= {f"{name[:2]}.{k}" for k in re.findall(r"^(\d+)\. ", exercises, re.M)}
+    assert asked - headings == set(), "exercises without a solution in notebooks/solutions.ipynb"
+    assert headings - asked == set(), "solutions to exercises no lecture asks"
 
 
 def test_colab_badges_are_in_step_with_the_notebooks(tmp_path):
@@ -37,12 +54,19 @@ def test_colab_badges_are_in_step_with_the_notebooks(tmp_path):
 def test_notebook_is_committed_clean_and_opens_with_its_badge(path):
     book = json.loads(path.read_text())
     assert "widgets" not in book["metadata"]
-    assert book["metadata"]["accelerator"] == "GPU"
-    assert book["metadata"]["colab"]["gpuType"] == "T4"
+    if path.name in USES_A_GPU:  # Colab opens these on a T4; the others spend no GPU quota
+        assert book["metadata"]["accelerator"] == "GPU"
+        assert book["metadata"]["colab"]["gpuType"] == "T4"
+    else:
+        assert "accelerator" not in book["metadata"]
+        assert "gpuType" not in book["metadata"].get("colab", {})
     cells = book["cells"]
     assert "".join(cells[0]["source"]) == badge(path.name)
     assert "".join(cells[1]["source"]).startswith("# ")  # title and goals next
-    assert "Exercises" in "".join(cells[-1]["source"])
+    if path.name == SOLUTIONS:  # ends by saying how to add an answer, not with exercises
+        assert "Exercises" not in "".join(cells[-1]["source"])
+    else:
+        assert "Exercises" in "".join(cells[-1]["source"])
     setup = "".join(cells[2]["source"])
     assert INSTALL in setup and "setup()" in setup and '"google.colab" in sys.modules' in setup
     for cell in cells:
@@ -94,6 +118,9 @@ def test_notebook_runs_top_to_bottom_in_quick_mode_and_every_output_is_readable(
     book = _executed(path, monkeypatch)
     outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    warnings = [o["text"] for o in outputs
+                if o.output_type == "stream" and o.name == "stderr" and "Warning" in o["text"]]
+    assert not warnings, f"a cell shows a warning: {warnings}"
     text = "".join(o.get("text", "") for o in outputs)
     assert "quick mode: on" in text.replace("   ", "").replace("  ", " ")
     tables = [o["data"]["text/plain"] for o in outputs
