@@ -1,5 +1,15 @@
-"""Shared fixtures. The real bundled model is loaded once per test session; the Colab
-emulation is built once per session (and kept between sessions in .colab-venv)."""
+"""Shared fixtures: what is expensive is made once per test run.
+
+The real bundled model is loaded once per test process; the Colab emulation is built once
+(and kept between runs in .colab-venv while its inputs are unchanged); each notebook run is
+executed once and read by every check that needs it (``executed``, tests/notebook_runs.py).
+
+``make test`` runs the tests on two pytest-xdist workers (``-n 2 --dist loadgroup``). Every
+test that uses one of the fixtures in ``SHARED`` is put in that fixture's xdist group, so
+they all run on one worker and the fixture is still made once per run. A test that reaches
+such a fixture only through ``request.getfixturevalue`` names its group itself
+(``pytest.mark.xdist_group``), as tests/test_panel_kernel.py does.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +19,25 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from filelock import FileLock
+from notebook_runs import NotebookRuns, shared_folder
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from llm_optimizer import load_model, make_dataset
+
+# Session fixtures worth making once per run, and the xdist group of the tests using them;
+# a test using several goes to the first one's group.
+SHARED = {"colab": "colab", "smollm2": "smollm2"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = next((g for name, g in SHARED.items() if name in item.fixturenames), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +75,21 @@ def tiny_model_dir(request, smollm2, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """``executed(name, kernel="python3", jupyter_path=None, **env)``: notebook ``name`` run
+    top to bottom once per test run, shared by every test that asks for the same run
+    (see tests/notebook_runs.py)."""
+    return NotebookRuns(shared_folder(tmp_path_factory, "notebook-runs"))
+
+
+@pytest.fixture(scope="session")
 def colab(tmp_path_factory):
     """The Colab emulation (tests/colab_emulation.py) after the notebooks' set-up lines ran.
 
     The environment is kept in .colab-venv between sessions and rebuilt when Colab's
     package list, the emulation or the project's dependencies change; the set-up lines
-    run anew every session, on a runtime from which this package has been removed.
+    run anew every session, on a runtime from which this package has been removed. A file
+    lock keeps a second test process from building or installing into it meanwhile.
     """
     import colab_emulation as emulation
 
@@ -65,14 +100,15 @@ def colab(tmp_path_factory):
     key += repr(emulation.unique_setup_commands(notebooks))
     stamp = venv / "built-for"
     python = venv / "bin" / "python"
-    if not stamp.is_file() or stamp.read_text() != key:
-        emulation.build(venv, notebooks)
-        stamp.write_text(key)
-    emulation.pip(python, "uninstall", "-y", "-q", "llm-optimizer")
-    commands = emulation.unique_setup_commands(notebooks)
-    for command in commands:
-        emulation.pip(python, *command)
-    kernels = tmp_path_factory.mktemp("colab-kernels")
-    return SimpleNamespace(python=python, commands=commands, notebooks=notebooks,
-                           kernel_name=emulation.write_kernelspec(kernels, python),
-                           jupyter_path=str(kernels), emulation=emulation)
+    with FileLock(emulation.ROOT / ".colab-venv.lock"):
+        if not stamp.is_file() or stamp.read_text() != key:
+            emulation.build(venv, notebooks)
+            stamp.write_text(key)
+        emulation.pip(python, "uninstall", "-y", "-q", "llm-optimizer")
+        commands = emulation.unique_setup_commands(notebooks)
+        for command in commands:
+            emulation.pip(python, *command)
+        kernels = tmp_path_factory.mktemp("colab-kernels")
+        yield SimpleNamespace(python=python, commands=commands, notebooks=notebooks,
+                              kernel_name=emulation.write_kernelspec(kernels, python),
+                              jupyter_path=str(kernels), emulation=emulation)
