@@ -7,13 +7,14 @@ executed once and read by every check that needs it (``executed``, tests/noteboo
 ``make test`` runs the tests on two pytest-xdist workers (``-n 2 --dist loadgroup``). Every
 test that uses one of the fixtures in ``SHARED`` is put in that fixture's xdist group, so
 they all run on one worker and the fixture is still made once per run. A test that reaches
-such a fixture only through ``request.getfixturevalue`` names its group itself
-(``pytest.mark.xdist_group``), as tests/test_panel_kernel.py does.
+such a fixture only through ``request.getfixturevalue`` carries its marker instead, as the
+Colab case of tests/test_panel_kernel.py carries ``colab``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,9 +26,18 @@ from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralFo
 
 from llm_optimizer import load_model, make_dataset
 
-# Session fixtures worth making once per run, and the xdist group of the tests using them;
-# a test using several goes to the first one's group.
-SHARED = {"colab": "colab", "smollm2": "smollm2"}
+# Session fixtures worth making once per run: each names the xdist group of the tests that
+# use it (or carry the marker of the same name). A test using several goes to the first.
+SHARED = ("colab", "smollm2")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist the workers share the cores: each worker's torch, and every kernel
+    or server it starts, gets its part of them rather than all, which would make them fight."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -35,7 +45,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
-        group = next((g for name, g in SHARED.items() if name in item.fixturenames), None)
+        group = next((name for name in SHARED
+                      if name in item.fixturenames or item.get_closest_marker(name)), None)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
 
