@@ -41,6 +41,7 @@ test-all: setup
 benchmark: setup
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.reply_formats
+	$(PY) -m benchmarks.speed
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -12,12 +12,20 @@ Mistral's 32,000.
     python -m benchmarks.gpu_mistral_random            # on a CUDA machine
     python -m benchmarks.gpu_mistral_random --layers 16  # less RAM and disk (free Colab)
     python -m benchmarks.gpu_mistral_random --dry-run  # a tiny model on the CPU
+    python -m benchmarks.gpu_mistral_random --capable  # and a capable-model record
+
+``--capable`` also runs ``benchmarks.capable``'s comparisons on the same model and
+writes its record (``benchmarks/results/capable-*.json`` and a section of
+``docs/benchmarks.md``, or under ``--capable-out``): timing only, since random weights
+write no pairs; the record says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +38,12 @@ from llm_optimizer.models import LoadPlan, bundled_model_path, cuda_dtype, load_
 from llm_optimizer.plots import plot_run
 from llm_optimizer.widgets import PanelController
 
+from . import capable
 from .generation import compare_methods, paper_prompt
+
+TIMING_ONLY = ("Timing only: this model has random weights and writes no pairs, so its rows "
+               "say nothing about optimizing; the seconds per step are what a 7B model of "
+               "this architecture costs here.")
 
 MISTRAL_7B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -87,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="optimization steps of the notebook-path check")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parent / "results" / "gpu.json")
+    parser.add_argument("--capable", action="store_true",
+                        help="also write a capable-model record of this model (timing only)")
+    parser.add_argument("--capable-out", type=Path, default=None,
+                        help="folder for that record (default: the repository's)")
     args = parser.parse_args(argv)
     if args.layers < 1 or args.steps < 1:
         parser.error("--layers and --steps must be >= 1")
@@ -111,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats()
         results = compare_methods(llm, paper_prompt(), repeats=args.repeats)
         results["notebook_path"] = notebook_path(llm, args.steps)
+        if args.capable:
+            capable.record(llm, capable.QUICK if args.dry_run else capable.FULL,
+                           command=shlex.join(["python", "-m", "benchmarks.gpu_mistral_random",
+                                               *(argv if argv is not None else sys.argv[1:])]),
+                           out=args.capable_out, note=TIMING_ONLY)
     results.update({
         "model": llm.name, "layers": sizes["num_hidden_layers"], "quantized": plan.quantize_4bit,
         "device": torch.cuda.get_device_name() if cuda and not args.dry_run else "cpu",

@@ -29,7 +29,7 @@ from llm_optimizer.experiments import (  # noqa: E402
     sweep_table,
     temperature_sweep,
 )
-from llm_optimizer.notebook import REPO  # noqa: E402
+from tools.sync_notebooks import REPO  # noqa: E402
 
 from .generation import compare_methods, paper_prompt  # noqa: E402
 from .sections import write_main  # noqa: E402
@@ -52,11 +52,13 @@ def machine() -> dict:
 
 
 class TimedModel:
-    """Passes ``generate`` through to a model and adds up the seconds spent inside it."""
+    """Passes ``generate`` through to a model and adds up its calls and the seconds spent
+    inside it."""
 
     def __init__(self, model):
-        self.model, self.name, self.seconds = model, model.name, 0.0
+        self.model, self.name, self.seconds, self.calls = model, model.name, 0.0, 0
         self.reply_tokens = model.reply_tokens
+        self.prompt_style = getattr(model, "prompt_style", None)
 
     def generate(self, prompt, **kwargs):
         started = time.perf_counter()
@@ -64,6 +66,7 @@ class TimedModel:
             return self.model.generate(prompt, **kwargs)
         finally:
             self.seconds += time.perf_counter() - started
+            self.calls += 1
 
 
 def outside_share(llm, steps: int) -> dict:
@@ -193,7 +196,8 @@ def report(results: dict, eff: pd.DataFrame, sweep: pd.DataFrame) -> str:
 
 Written by `python -m benchmarks.run` (`make benchmark`) on {results['date']}; do not edit by
 hand. Machine: {m['cpu']}, {m['cores']} threads, GPU: {m['gpu'] or 'none'}; Python
-{m['python']}, torch {m['torch']}, transformers {m['transformers']}. Model: {results['model']}.
+{m['python']}, torch {m['torch']}, transformers {m['transformers']}. Model: {results['model']},
+precision {results.get('precision') or 'fp32'} ((a) and (b): fp32).
 
 ![benchmarks](images/benchmarks.png)
 
@@ -292,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--quick writes only to an explicit --out folder")
     llm = load_model("smollm2")
     started = time.perf_counter()
-    generation = compare_methods(llm, paper_prompt(), repeats=settings["repeats"])
+    # (a) and (b) are Hugging Face's own ways, on the fp32 weights as a user would run them.
+    baseline = llm if str(llm.precision) == "fp32" else load_model("smollm2", precision="fp32")
+    generation = compare_methods(llm, paper_prompt(), repeats=settings["repeats"],
+                                 baseline=baseline)
+    del baseline
     print(f"generation: a/c = {generation['a_over_c']:.2f}x, b/c = {generation['b_over_c']:.2f}x")
     outside = outside_share(llm, settings["outside_steps"])
     print(f"outside the model: {100 * outside['outside_share']:.2f} % of a step")
@@ -304,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                               seeds=range(settings["sweep_seeds"]),
                               steps=settings["sweep_steps"], proposals_per_step=8)
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "model": llm.name,
+               "precision": str(llm.precision),
                "settings": settings, "generation": generation, "outside": outside,
                "prompt_styles": styles,
                "efficiency": eff.to_dict(orient="records"),

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from llm_optimizer import load_model, make_dataset, optimize
-from llm_optimizer.loop import resolve_settings
 from llm_optimizer.models import ServerModel
 from llm_optimizer.prompt import build_meta_prompt
 from llm_optimizer.regression import loss_function
+from llm_optimizer.settings import resolve_settings
 
 from .local_server import LocalServer, export_for_serving
 from .sections import write_section

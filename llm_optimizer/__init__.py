@@ -2,10 +2,11 @@
 
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset, make_dataset
-from .loop import Run, optimize
+from .loop import optimize
 from .models import LLM, ServerModel, load_model, plan_load
 from .prompt import build_meta_prompt, parse_reply
 from .regression import closed_form, mse, sse
+from .run import Run
 from .stopping import AtOptimum, LastKBelow, TargetLoss
 
 __version__ = "0.1.0"

@@ -10,18 +10,24 @@ from pathlib import Path
 from .data import PRESETS, make_dataset
 from .grammar import REPLY_FORMATS
 from .journal import check_folder, write_atomic
-from .loop import _RESUMED, Run, optimize, resolve_settings, resume_conflicts
+from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
 from .models.loading import plan_here, spec_for
-from .models.server import API_KEY_ENV
-from .stopping import parse_stop, rule_from_dict
+from .models.mimic import MIMIC
+from .models.precision import parse_precision
+from .models.server import API_KEY_ENV, is_url
+from .run import Run
+from .runtime import MODEL_ENV, model_env_error, model_from_env
+from .settings import resolve_settings, resume_conflicts, resumed_settings
+from .stopping import parse_stop
 
 # The flag that sets each saved setting, for messages about a resume.
 FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
          "prompt_style": "--prompt-style", "temperature": "--temperature",
          "proposals_per_step": "--proposals", "max_pairs": "--max-pairs",
          "decimals": "--decimals", "stop": "--stop", "seed": "--seed",
-         "max_new_tokens": "--max-new-tokens", "reply_format": "--reply-format"}
+         "max_new_tokens": "--max-new-tokens", "reply_format": "--reply-format",
+         "precision": "--precision"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "paper's; default: article (with --resume: the saved run's)")
     run.add_argument("--model", default=None,
                      help="one of " + ", ".join(NAMES) + "; a .gguf file, a model folder or a "
-                     "Hugging Face id; default: auto (with --resume: the saved run's); with "
+                     "Hugging Face id; default: auto, which is what the " + MODEL_ENV +
+                     " environment variable names if it is set (with --resume: the saved "
+                     "run's); with "
                      "--base-url, the served model's name (default: the only one the server "
                      "lists)")
     run.add_argument("--base-url", default=None,
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-style", default=None, choices=PROMPT_STYLES,
                      help="chat template, or plain text ending in 'w, b =' as in the article; "
                      "default: completion for the bundled SmolLM2, chat for other models")
+    run.add_argument("--precision", default=None,
+                     help="number format of a model on the CPU: auto (the fastest this CPU "
+                     "runs), fp32, bf16, or PREFILL/DECODE such as bf16/int8; default: auto "
+                     "(with --resume: the saved run's)")
     run.add_argument("--reply-format", default=None, choices=REPLY_FORMATS,
                      help="free text read by the parser, only the pair (a grammar the "
                      "decoder follows), or a short reason and then the pair; default: free")
@@ -119,22 +131,25 @@ def _run(args: argparse.Namespace) -> int:
     }
     # Everything that can be checked is checked before the model loads (30 s or more).
     served = args.base_url is not None
+    if served and args.precision is not None:
+        raise ValueError("--precision is for a model run here; a server computes in its own")
+    precision = None if args.precision is None else str(parse_precision(args.precision))
     name = args.model or (saved.get("model") if served else spec_for(saved.get("model", "auto")))
     if args.resume:
-        plan = plan_here(name) if args.model and not served else None
+        loaded = args.model and not served and args.model != MIMIC
+        plan = plan_here(name) if loaded else None
         given = {**settings, "steps": None, "dataset": args.preset, "data_seed": args.data_seed,
-                 "model": args.model if served else plan and (plan.label or plan.source),
-                 "prompt_style": args.prompt_style}
+                 "model": plan.label or plan.source if plan else args.model,
+                 "prompt_style": args.prompt_style, "precision": precision}
         conflicts = resume_conflicts(saved, given, names=FLAGS)
         if conflicts:
             raise ValueError(f"--resume continues the run saved in {args.out} with its own "
                              f"settings; these flags differ from it: {'; '.join(conflicts)}")
-        resolve_settings(dataset, steps=args.steps, **{k: saved[k] for k in _RESUMED},
-                         stop=[rule_from_dict(r) for r in saved["stop"]])
+        resumed_settings(dataset, saved, args.steps)
     else:
         resolve_settings(dataset, **{**settings, "reply_format": args.reply_format or "free"})
         if not served:
-            plan_here(name)
+            _check_model_name(name)
     check_folder(args.out, resume=args.resume)
     from huggingface_hub.utils import logging as hub_logging
 
@@ -143,7 +158,8 @@ def _run(args: argparse.Namespace) -> int:
     if served:
         model = load_model(args.base_url, model=name, prompt_style=style)
     else:
-        model = load_model(name, prompt_style=style)
+        model = load_model(name, prompt_style=style,
+                           precision=precision or saved.get("precision") or "auto")
     resume = Run.load(args.out) if args.resume else None
     run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)
@@ -157,3 +173,17 @@ def _run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _check_model_name(name: str) -> None:
+    """Raise what ``load_model(name)`` would for a name it cannot load, before loading
+    anything; for ``auto``, check what the environment names."""
+    chosen = model_from_env()[0] if name == "auto" else None
+    if chosen is None:
+        if name != MIMIC:
+            plan_here(name)
+    elif not is_url(chosen) and chosen != MIMIC:
+        try:
+            plan_here(chosen)
+        except (ValueError, OSError) as error:
+            raise model_env_error(chosen, error) from None

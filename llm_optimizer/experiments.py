@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset
-from .loop import Run, optimize
+from .loop import optimize
 from .prompt import shown_pairs
 from .regression import loss_function
+from .run import Run
 
 
 def outlier_share(run: Run) -> float:
@@ -128,7 +130,8 @@ def temperature_sweep(
 
 def compare_optimizers(
     dataset: Dataset, model, *, evaluations: int, seeds: Sequence[int], target: float,
-    lr: float = 0.05, step_size: float = 1.0, **options,
+    lr: float = 0.05, step_size: float = 1.0, others: Mapping[str, Any] | None = None,
+    **options,
 ) -> pd.DataFrame:
     """The LLM loop against random search, hill climbing and gradient descent.
 
@@ -138,19 +141,23 @@ def compare_optimizers(
     descent start from the same pair; random search ignores it and samples a box
     10 wider on each side than the preset's starting range. One row per method and
     seed: best loss within the budget and the evaluations needed to reach ``target``
-    (NaN if never).
+    (NaN if never). ``others`` maps a method's name to another proposer that runs the
+    same loop from the same start, such as ``{"mimic": load_model("mimic")}``.
     """
     loss = loss_function(options.get("loss") or dataset.setup.loss)
     x, y = dataset.x, dataset.y
     per_step = options.get("proposals_per_step") or dataset.setup.proposals_per_step
     rows = []
+    steps = max(1, evaluations // per_step)
     for seed in seeds:
-        run = optimize(dataset, model, steps=max(1, evaluations // per_step), seed=seed,
-                       stop=[], **options)
+        run = optimize(dataset, model, steps=steps, seed=seed, stop=[], **options)
         w0, b0 = run.history.iloc[0][["w", "b"]]
         lo, hi = dataset.setup.init_range
-        traces = {
-            "LLM": run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy(),
+        traces = {"LLM": _losses(run)}
+        for name, other in (others or {}).items():
+            traces[name] = _losses(optimize(dataset, other, steps=run.settings["steps"],
+                                            seed=seed, stop=[], **options))
+        traces.update({
             "random search": random_search(
                 x, y, evaluations=evaluations, low=lo - 10, high=hi + 10, seed=seed, loss=loss
             )["loss"].to_numpy(),
@@ -158,7 +165,7 @@ def compare_optimizers(
                 x, y, evaluations=evaluations, w0=w0, b0=b0, step=step_size, seed=seed, loss=loss
             )["loss"].to_numpy(),
             "gradient descent": _gd_losses(x, y, lr, evaluations, w0, b0, loss),
-        }
+        })
         for method, losses in traces.items():
             losses = np.asarray(losses, dtype=float)[:evaluations]
             hit = np.flatnonzero(losses <= target)
@@ -188,8 +195,9 @@ def compare_formats(
             run = optimize(dataset, model, steps=steps, seed=seed, stop=[],
                            reply_format=reply_format, **options)
             replies = run.history[run.history["step"] > 0]["reply"]
-            tokens = [len(model.tokenizer(r, add_special_tokens=False)["input_ids"])
-                      for r in replies]
+            tokenizer = getattr(model, "tokenizer", None)  # a served model or the mimic: none
+            tokens = [len(tokenizer(r, add_special_tokens=False)["input_ids"])
+                      for r in replies] if tokenizer is not None else [np.nan]
             seconds = [r["seconds"] for r in run.records[1:]]
             rows.append({"reply_format": reply_format, "seed": seed,
                          **summarize(run, target=target),
@@ -211,7 +219,12 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "best loss, median": grouped["best_loss"].median(),
         **_target_columns(grouped),
     }).reset_index()
-    return _dashed(summary, missing="never")
+    return _dashed(summary)
+
+
+def _losses(run: Run) -> np.ndarray:
+    """Every loss a run evaluated, in order; NaN for a reply without a pair."""
+    return run.history["loss"].astype(float).where(run.history["parsed"]).to_numpy()
 
 
 def _gd_losses(x, y, lr, evaluations, w0, b0, loss) -> np.ndarray:
@@ -245,7 +258,7 @@ def ranking(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
-    return _dashed(summary.reset_index(drop=True), missing="never")
+    return _dashed(summary.reset_index(drop=True))
 
 
 def _per_preset(table: pd.DataFrame, column: str):
@@ -255,11 +268,13 @@ def _per_preset(table: pd.DataFrame, column: str):
 
 
 def _target_columns(grouped) -> dict[str, pd.Series]:
-    """How many runs of each group reached the target, and the median evaluations to it."""
+    """How many runs of each group reached the target, and the median evaluations to it
+    ("never" where no run reached it)."""
+    median = grouped["evaluations_to_target"].median()
     return {
         "runs reaching target": grouped["evaluations_to_target"].apply(
             lambda s: f"{s.notna().sum()}/{len(s)}"),
-        "evaluations to target, median": grouped["evaluations_to_target"].median(),
+        "evaluations to target, median": median.astype(object).where(median.notna(), "never"),
     }
 
 

@@ -176,3 +176,45 @@ def plot_run(run, dataset: Dataset, *, figure=None):
     ax.set_xlabel("w (darker grey: higher loss)")
     fig.tight_layout()
     return fig
+
+
+def plot_best_so_far(ax, traces: dict[str, list], *, loss_name: str = "MSE"):
+    """The best loss so far against the loss evaluations spent, one line per run;
+    ``traces`` maps a method's name to its runs' losses in the order evaluated (NaN for
+    a reply without a pair). The first method is drawn on top, in black."""
+    for i, (name, runs) in enumerate(traces.items()):
+        style = {"color": "black", "lw": 2.2, "zorder": 3} if i == 0 else {
+            "color": f"C{i}", "lw": 1, "alpha": 0.7, "ls": "--" if i % 2 == 0 else "-"}
+        for j, losses in enumerate(runs):
+            best = pd.Series(np.asarray(losses, dtype=float)).cummin().ffill()
+            ax.plot(np.arange(1, len(best) + 1), best, label=name if j == 0 else None, **style)
+    ax.set(xlabel="loss evaluations", ylabel=f"best {loss_name} so far", yscale="log")
+    ax.legend()
+    return ax
+
+
+def plot_steps_to_optimum(ax, published: pd.DataFrame, here: dict[str, list], *, budget: int):
+    """Published steps to the optimum (mean ± std: a :func:`llm_optimizer.reference.published`
+    table) above the runs made here: ``here`` maps a name to each run's step at the
+    optimum, NaN for a run that did not reach it within ``budget`` steps. A name no run
+    of which reached it gets a hatched bar to the budget marked "not reached", not a number."""
+    rows = [(f"{r.model} (published)", r.steps, r.std, None) for r in published.itertuples()]
+    for name, steps in here.items():
+        reached = [float(s) for s in steps if np.isfinite(s)]
+        missed = len(steps) - len(reached)
+        note = (f"{missed} of {len(steps)} runs: not reached in {budget} steps" if missed
+                else None)
+        if reached:
+            rows.append((f"{name} (here)", np.mean(reached), np.std(reached), note))
+        else:
+            rows.append((f"{name} (here)", None, None, note))
+    for y, (label, mean, std, note) in enumerate(reversed(rows)):
+        if mean is None:
+            ax.barh(y, budget, fill=False, hatch="//", edgecolor="gray")
+        else:
+            ax.barh(y, mean, xerr=std, color="C1" if label.endswith("(here)") else "C0")
+        if note:
+            ax.annotate(note, (mean or budget, y), xytext=(6, -4), textcoords="offset points")
+    ax.set_yticks(range(len(rows)), [label for label, *_ in reversed(rows)])
+    ax.set(xlabel="steps of 8 proposals to propose the true (w, b) exactly")
+    return ax

@@ -80,6 +80,37 @@ def build_meta_prompt(history, *, max_pairs: int = 10, decimals: int = 2) -> str
     return "\n\n".join(blocks)
 
 
+# One shown pair as build_meta_prompt writes it; the numbers are kept as printed.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_SHOWN_RE = re.compile(
+    rf"input:[ \t]*\n[ \t]*w[ \t]*=[ \t]*(?P<w>{_NUMBER})[ \t]*,[ \t]*b[ \t]*=[ \t]*"
+    rf"(?P<b>{_NUMBER})[ \t]*\n[ \t]*value:[ \t]*\n[ \t]*(?P<loss>{_NUMBER})"
+)
+MAX_PROMPT_CHARS = 1_000_000  # a longer text is not read for pairs
+
+
+def read_meta_prompt(text: str) -> list[tuple[str, str, str]]:
+    """The ``(w, b, value)`` pairs a meta-prompt shows, as printed, in the order shown.
+
+    The inverse of :func:`build_meta_prompt`'s pair blocks (``input:`` / ``w=.., b=..`` /
+    ``value:`` / a number); anything else in ``text`` is ignored. Pairs with a number that
+    is not finite are left out. Anything but a string, or a text over
+    ``MAX_PROMPT_CHARS`` characters, gives an empty list. Never raises.
+    """
+    if not isinstance(text, str) or len(text) > MAX_PROMPT_CHARS:
+        return []
+    found = [(m["w"], m["b"], m["loss"]) for m in _SHOWN_RE.finditer(text)]
+    return [pair for pair in found if all(math.isfinite(float(v)) for v in pair)]
+
+
+def printed_decimals(numbers: Iterable[str]) -> int | None:
+    """The most decimal places among ``numbers`` as printed (``"1.50"``: 2, ``"15"``: 0);
+    None if there are none."""
+    places = [len(n.split(".", 1)[1].split("e")[0].split("E")[0]) if "." in n else 0
+              for n in numbers]
+    return max(places) if places else None
+
+
 # A reply is read token by token, in one pass: no pattern that can backtrack. Double
 # quotes count as white space, so a JSON object {"w": 1, "b": 2} reads as w: 1, b: 2.
 _TOKEN_RE = re.compile(

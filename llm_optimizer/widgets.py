@@ -28,8 +28,9 @@ import matplotlib
 from . import _checks
 from .data import Dataset
 from .grammar import REPLY_FORMATS, check_format
-from .loop import Run, optimize
+from .loop import optimize
 from .models.base import TEMPERATURE_RANGE
+from .run import Run
 
 MAX_SEED = 2**31 - 1
 

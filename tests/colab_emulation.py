@@ -64,7 +64,7 @@ def setup_commands(notebook: Path, checkout: Path) -> list[list[str]]:
     The GitHub address of this package is pointed at ``checkout``, so the lines install
     the code under test instead of the published one.
     """
-    from llm_optimizer.notebook import REPO
+    from tools.sync_notebooks import REPO
 
     cell = json.loads(notebook.read_text())["cells"][2]
     commands = []

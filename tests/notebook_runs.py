@@ -6,13 +6,19 @@ that checks something about that run reads the kept one. Use the ``executed`` fi
 (tests/conftest.py)::
 
     def test_something(executed):
-        run = executed("03_llm_as_optimizer.ipynb", LLM_OPTIMIZER_QUICK="1")
+        run = executed("03_llm_as_optimizer.ipynb", **QUICK)
         assert not run.errors
+
+``QUICK`` is the run most checks read: quick mode with the default model. Another model is
+another run: ``executed(name, **QUICK, LLM_OPTIMIZER_MODEL="mimic")``; a variable given as
+None is unset for the run.
 
 The kept runs live in the test run's shared temporary folder and are guarded by a file
 lock, so under pytest-xdist a notebook is still executed once: a second worker asking
-for the same run waits for the first and reads its result. A run that failed is kept
-as failed: every test reading it fails with the same error, nobody runs it again.
+for the same run waits for the first and reads its result (tests that read the same run
+should carry the same ``pytest.mark.xdist_group``, so that no worker sits waiting). A run
+that failed is kept as failed: every test reading it fails with the same error, nobody
+runs it again.
 
 Each run gets ``AUDIT_START`` as its first cell after the set-up cell and ``AUDIT_END``
 as its last: they record what every drawn figure holds (``Execution.plots``).
@@ -32,7 +38,8 @@ import pytest
 from filelock import FileLock
 from nbclient import NotebookClient
 
-from llm_optimizer.notebook import REPO
+from llm_optimizer.runtime import MODEL_ENV, QUICK_ENV, SERVED_MODEL_ENV
+from tools.sync_notebooks import REPO
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -41,6 +48,8 @@ GITHUB = f"git+https://github.com/{REPO}"
 # Figures are drawn inline, as in Jupyter, whatever the test process uses.
 INLINE = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 SETUP_CELL = 2
+# Quick mode, the default model: the run most checks read.
+QUICK = {QUICK_ENV: "1", MODEL_ENV: None, SERVED_MODEL_ENV: None}
 TIMEOUT = 900
 
 # Records what every drawn figure holds.
@@ -133,14 +142,18 @@ def prepared(path: Path, checkout: Path = ROOT) -> nbformat.NotebookNode:
     return book
 
 
-def execute(path: Path, *, kernel: str = "python3", env: dict[str, str] | None = None,
+def execute(path: Path, *, kernel: str = "python3", env: dict[str, str | None] | None = None,
             jupyter_path: str | None = None) -> Execution:
     """Run ``path`` top to bottom in a fresh ``kernel`` with ``env`` added to this process's
-    environment; raise nbclient's ``CellExecutionError`` at the first failing cell."""
+    environment (a None value unsets the variable); raise nbclient's ``CellExecutionError``
+    at the first failing cell."""
     book = prepared(path)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {**INLINE, **(env or {})}.items():
-            patch.setenv(key, value)
+            if value is None:
+                patch.delenv(key, raising=False)
+            else:
+                patch.setenv(key, value)
         if jupyter_path:
             patch.setenv("JUPYTER_PATH", jupyter_path)
         started = time.perf_counter()
@@ -157,12 +170,12 @@ class NotebookRuns:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.seen: dict[str, Execution] = {}
 
-    def _key(self, name: str, kernel: str, env: dict[str, str]) -> str:
+    def _key(self, name: str, kernel: str, env: dict[str, str | None]) -> str:
         described = json.dumps([name, kernel, sorted(env.items())])
         return f"{Path(name).stem}-{kernel}-{hashlib.sha256(described.encode()).hexdigest()[:12]}"
 
     def __call__(self, name: str, *, kernel: str = "python3", jupyter_path: str | None = None,
-                 **env: str) -> Execution:
+                 **env: str | None) -> Execution:
         """The run of notebook ``name`` in ``kernel`` with ``env`` set, executed on first use."""
         key = self._key(name, kernel, env)
         if key not in self.seen:

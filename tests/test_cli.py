@@ -24,6 +24,7 @@ class Scripted:
     """Stands in for the bundled model: same name and prompt style, fixed replies."""
 
     name, reply_tokens, prompt_style = "SmolLM2-135M-Instruct", 16, "completion"
+    precision = "fp32"
 
     def generate(self, prompt, *, n, temperature, max_new_tokens, seed=None):
         return ["[2.5, 0.5]"] * n
@@ -76,6 +77,7 @@ def _error(capsys, argv) -> str:
     (["--proposals", "3"], "--proposals (saved 1, given 3)"),
     (["--seed", "1"], "--seed (saved 0, given 1)"),
     (["--prompt-style", "chat"], "--prompt-style (saved 'completion', given 'chat')"),
+    (["--precision", "bf16/int8"], "--precision (saved 'fp32', given 'bf16/int8')"),
     (["--stop", "none"], "--stop (saved [{'rule': 'last_k_below'"),
 ])
 def test_resume_with_a_conflicting_flag_names_saved_and_given(saved, capsys, no_model, flags,
@@ -153,6 +155,9 @@ def test_a_damaged_journal_line_is_one_line(saved, capsys, no_model):
     (["--model", "./missing.gguf"], "does not exist"),
     (["--model", "mistral"], "needs a CUDA GPU"),
     (["--steps", "many"], "argument --steps: invalid int value"),
+    (["--precision", "int4"], "precision must be 'auto', 'fp32', 'bf16' or 'PREFILL/DECODE'"),
+    (["--precision", "int8"], "got 'int8'"),
+    (["--precision", "fp32", "--base-url", "http://127.0.0.1:9/v1"], "--precision is for a model"),
     (["--preset", "paper"], "argument --preset: invalid choice"),
 ])
 def test_bad_flags_are_one_line_before_the_model_loads(tmp_path, capsys, no_model, flags,

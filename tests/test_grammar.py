@@ -17,8 +17,8 @@ from llm_optimizer.grammar import (
     reply_regex,
     reply_tokens,
 )
-from llm_optimizer.loop import Run
 from llm_optimizer.prompt import parse_reply
+from llm_optimizer.run import Run
 
 TEMPERATURES = np.round(np.linspace(0.2, 2.0, 10), 2)
 

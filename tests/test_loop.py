@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from llm_optimizer import AtOptimum, LastKBelow, Run, TargetLoss, make_dataset, optimize
-from llm_optimizer.loop import resolve_settings
+from llm_optimizer.settings import resolve_settings
 
 
 class Scripted:

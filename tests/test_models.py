@@ -191,3 +191,65 @@ def test_a_gated_repository_says_how_to_accept_the_licence_and_log_in(tmp_path):
     assert last.startswith("PermissionError: mistralai/Mistral-7B-Instruct-v0.1 is a gated")
     assert f"https://huggingface.co/{MISTRAL}" in last and "login()" in last
     assert "HF_TOKEN" in last and "mistral-4bit" in last
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """Set LLM_OPTIMIZER_MODEL (and LLM_OPTIMIZER_SERVED_MODEL) for one test."""
+    monkeypatch.delenv("LLM_OPTIMIZER_SERVED_MODEL", raising=False)
+
+    def choose(model: str, served: str | None = None) -> None:
+        monkeypatch.setenv("LLM_OPTIMIZER_MODEL", model)
+        if served is not None:
+            monkeypatch.setenv("LLM_OPTIMIZER_SERVED_MODEL", served)
+    return choose
+
+
+def test_auto_loads_the_folder_the_environment_names(env, tiny_model_dir):
+    env(str(tiny_model_dir))
+    llm = load_model("auto")
+    assert llm.name == str(tiny_model_dir) and llm.prompt_style == "chat"
+    assert load_model("auto", prompt_style="completion").prompt_style == "completion"
+
+
+def test_auto_loads_the_mimic_or_the_bundled_model_the_environment_names(env):
+    from llm_optimizer.models import Mimic
+
+    env("mimic")
+    assert isinstance(load_model("auto"), Mimic)
+    env("smollm2")
+    llm = load_model("auto")
+    assert llm.name == "SmolLM2-135M-Instruct" and llm.prompt_style == "completion"
+    env("  ")  # blank: as if unset
+    assert load_model("auto").name == "SmolLM2-135M-Instruct"
+
+
+@pytest.mark.parametrize(("value", "served", "error", "message"), [
+    ("missing.gguf", None, ValueError,
+     r"LLM_OPTIMIZER_MODEL='missing.gguf' could not be loaded: .*does not exist"),
+    ("no such model", None, ValueError,
+     r"LLM_OPTIMIZER_MODEL='no such model' could not be loaded: model name must be one of"),
+    ("mistral", None, ValueError, r"LLM_OPTIMIZER_MODEL='mistral' .*needs a CUDA GPU"),
+    ("mimic", "gpt-4o", ValueError,
+     r"LLM_OPTIMIZER_SERVED_MODEL='gpt-4o' names a served model, but LLM_OPTIMIZER_MODEL"),
+])
+def test_a_bad_value_in_the_environment_is_named(env, value, served, error, message):
+    env(value, served)
+    with pytest.raises(error, match=message):
+        load_model("auto")
+    if served is None:  # a name given outright does not read the environment
+        assert load_model("mimic").name == "mimic"
+
+
+def test_the_command_line_default_follows_the_environment(env, tmp_path, capsys):
+    from llm_optimizer import Run
+    from llm_optimizer.cli import main
+
+    env("mimic")
+    assert main(["run", "--steps", "2", "--out", str(tmp_path / "run")]) == 0
+    assert Run.load(tmp_path / "run").settings["model"] == "mimic"
+    env("no such model")
+    assert main(["run", "--steps", "2", "--out", str(tmp_path / "bad")]) == 2
+    assert "error: LLM_OPTIMIZER_MODEL='no such model' could not be loaded" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "bad").exists()

@@ -1,11 +1,11 @@
-"""``python -m llm_optimizer.notebook`` writes only the repository's own files."""
+"""``python tools/sync_notebooks.py`` writes only the repository's own files."""
 
 import shutil
 from pathlib import Path
 
 import pytest
 
-from llm_optimizer.notebook import LESSONS, badge_table, sync_badges
+from tools.sync_notebooks import LESSONS, badge_table, sync_badges
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from notebook_runs import QUICK
 
-from llm_optimizer.notebook import INSTALL, LESSONS, badge, badge_table, sync_badges
+from tools.sync_notebooks import INSTALL, LESSONS, badge, badge_table, sync_badges
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -54,9 +55,10 @@ MIN_POINTS = 5
 
 
 @pytest.mark.notebook
+@pytest.mark.xdist_group("notebooks-quick")  # with the other checks of these runs
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_top_to_bottom_in_quick_mode_and_every_output_is_readable(path, executed):
-    run = executed(path.name, LLM_OPTIMIZER_QUICK="1")
+    run = executed(path.name, **QUICK)
     print(f"{path.name}: {run.seconds:.1f} s")
     assert not run.errors
     assert "quick mode: on" in run.text.replace("   ", "").replace("  ", " ")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from benchmarks.local_server import LocalServer, export_for_serving, free_port
-from llm_optimizer import Run, load_model, optimize
+from llm_optimizer import Run, load_model, make_dataset, optimize
 from llm_optimizer.cli import main
 from llm_optimizer.grammar import reply_json_schema, reply_regex
 from llm_optimizer.models import Proposer, ServerError, ServerModel
@@ -294,6 +294,20 @@ def test_a_server_honouring_n_gets_one_request_per_step(stub):
     assert model.choices_per_request == 8
 
 
+def test_one_proposal_first_does_not_split_later_steps(stub):
+    def choices(handler):
+        n = stub.seen[-1][3]["n"]
+        body = {**CHOICE[1], "choices": [{**CHOICE[1]["choices"][0], "index": i}
+                                         for i in range(n)]}
+        return 200, body, None, 0
+
+    stub.on_post = choices
+    model = ServerModel(stub.url, prompt_style="completion")
+    assert len(model.generate(PROMPT, n=1, seed=1)) == 1  # as notebook 03's timing cell asks
+    assert len(model.generate(PROMPT, n=8, seed=1)) == 8
+    assert [s[3]["n"] for s in stub.seen if s[0] == "POST"] == [1, 8]
+
+
 def test_a_model_listed_as_models_slash_name_is_found_by_its_name(stub):
     stub.on_get = lambda h: (200, {"object": "list", "data": [{"id": "models/gem"}]}, None, 0)
     assert ServerModel(stub.url, model="gem").name == "gem"  # as Gemini lists its models
@@ -323,3 +337,29 @@ def test_the_load_test_smoke_run_reports_latency_and_finds_nothing_lost(server, 
     assert json.loads((tmp_path / "server_load.json").read_text())["levels"] == levels
     report = (tmp_path / "benchmarks.md").read_text()
     assert report.startswith("<!-- section:server-load -->") and "| 2 | 2 | 0 |" in report
+
+
+def test_auto_asks_the_server_the_environment_names_with_the_key_from_the_environment(
+        stub, monkeypatch, tmp_path):
+    monkeypatch.setenv("LLM_OPTIMIZER_MODEL", stub.url)
+    monkeypatch.setenv("LLM_OPTIMIZER_SERVED_MODEL", "stub")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model = load_model("auto")
+    assert isinstance(model, ServerModel) and model.name == "stub"
+    assert model.prompt_style == "chat" and SECRET not in repr(model)
+    run = optimize(make_dataset("article"), model, steps=1, out_dir=tmp_path / "run")
+    assert run.history["parsed"].all()
+    assert all(h["Authorization"] == f"Bearer {SECRET}" for _, _, h, _ in stub.seen)
+    assert not any(SECRET in p.read_text() for p in (tmp_path / "run").iterdir())
+    monkeypatch.setenv("LLM_OPTIMIZER_SERVED_MODEL", "other")
+    with pytest.raises(ServerError, match=r"LLM_OPTIMIZER_MODEL='http://127\.0\.0\.1:\d+/v1' "
+                       "could not be loaded: .*does not serve 'other'"):
+        load_model("auto")
+
+
+def test_auto_names_the_variable_when_its_server_cannot_be_reached(monkeypatch):
+    monkeypatch.setenv("LLM_OPTIMIZER_MODEL", f"http://user:{SECRET}@127.0.0.1:{free_port()}/v1")
+    monkeypatch.delenv("LLM_OPTIMIZER_SERVED_MODEL", raising=False)
+    with pytest.raises(ServerError, match="LLM_OPTIMIZER_MODEL=.* cannot connect") as caught:
+        load_model("auto")
+    assert SECRET not in str(caught.value)

