@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ import pytest
 import torch
 from filelock import FileLock
 from notebook_runs import NotebookRuns, shared_folder
+from packaging.version import Version
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from llm_optimizer import load_model, make_dataset
@@ -33,7 +35,15 @@ SHARED = ("colab", "smollm2")
 
 def pytest_configure(config):
     """Under pytest-xdist the workers share the cores: each worker's torch, and every kernel
-    or server it starts, gets its part of them rather than all, which would make them fight."""
+    or server it starts, gets its part of them rather than all, which would make them fight.
+    A pytest on which pytest-xdist loses the groups is refused with --dist loadgroup."""
+    if config.getoption("dist", None) == "loadgroup" and not os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest_version, xdist_version = (Version(version(n)) for n in ("pytest", "pytest-xdist"))
+        if pytest_version >= Version("9.2") and xdist_version <= Version("3.8.0"):
+            raise pytest.UsageError(
+                f"pytest-xdist {xdist_version} loses the xdist groups on pytest {pytest_version}"
+                " (pytest-dev/pytest-xdist#1386): the model and the Colab emulation would be made"
+                " on every worker. Install the dev extra's pytest: pip install -e '.[dev]'")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
@@ -49,18 +59,6 @@ def pytest_collection_modifyitems(config, items):
                       if name in item.fixturenames or item.get_closest_marker(name)), None)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-
-
-@pytest.hookimpl(tryfirst=True)  # pytest-xdist named each grouped test by its group by now
-def pytest_collection_finish(session):
-    if os.environ.get("PYTEST_XDIST_WORKER") and session.config.getvalue("loadgroup"):
-        lost = [i.nodeid for i in session.items
-                if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
-        if lost:
-            raise pytest.UsageError(
-                f"pytest-xdist did not keep the xdist groups ({lost[0]} has none), so the model "
-                "and the Colab emulation would be made on every worker: install the dev extra's "
-                "pytest (pip install -e '.[dev]'; pytest-dev/pytest-xdist#1386)")
 
 
 @pytest.fixture(scope="session")
