@@ -5,7 +5,9 @@
 - bad command lines (conflicting ``--resume`` flags, damaged or unwritable folders, an
   unknown Hugging Face id, out-of-range flags): how many end with exit status 2 and one
   line on stderr, and how many of those before a model was loaded;
-- the slowest parse of a 100 KB hostile reply (tests/test_prompt.py's ``HOSTILE``).
+- the slowest parse of a 100 KB hostile reply (tests/test_prompt.py's ``HOSTILE``);
+- a hostile server's bad answers, damaged run folders and planted links
+  (benchmarks/audit_hostile.py).
 
 The command runs in this process; ``smollm2``/``auto`` get a stand-in with the bundled
 model's name (the audit is about errors, not about the model), any other name the real
@@ -33,6 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from benchmarks.audit_hostile import audit_folders, audit_server  # noqa: E402
 
 
 class StandIn:
@@ -187,6 +191,7 @@ def audit_parse(chars: int) -> dict | None:
 
 def report(results: dict) -> str:
     a, c, p = results["arguments"], results["cli"], results["parse"]
+    s, f = results["server"], results["folders"]
     lines = [
         "## Robustness audit", "",
         f"`python -m benchmarks.audit` on {results['machine']} (shared, timings vary).", "",
@@ -196,6 +201,18 @@ def report(results: dict) -> str:
         f"{a['accepted']} accepted).",
         f"- Bad command lines: **{c['one_line_exit_2']} of {c['tried']}** end with exit 2 and "
         f"one line on stderr, {c['one_line_before_model_load']} of them before a model loads.",
+    ]
+    lines += [
+        f"- Hostile server answers (tests/hostile_server.py: HTML, invalid JSON or UTF-8, "
+        f"missing fields, a 10 MB answer, a byte every 0.2 s, a stall, a cut connection, a "
+        f"redirect to another port, a key echoed near the cut): **{s['one_line']} of "
+        f"{s['tried']}** end in one line naming the URL within the 1 s deadline (one retry "
+        f"included), none followed elsewhere; the command ends {s['cli_clear']} of them "
+        f"with exit 1 or 2 and one or two lines. Key leaks found: **{s['key_leaks']}**.",
+        f"- Damaged run folders resumed by the command, and links to a file outside planted "
+        f"under each name the package writes: **{f['handled']} of {f['tried']}** refused "
+        f"with one line and nothing changed, or recovered with every complete step kept. "
+        f"Files written outside the folder: **{f['written_outside']}**.",
     ]
     if p is not None:
         lines.append(f"- Slowest parse of a {p['chars'] // 1000} KB hostile reply "
@@ -214,12 +231,19 @@ def main(argv: list[str] | None = None) -> int:
                           f"{platform.python_version()}",
                "package": str(Path(llm_optimizer.__file__).parent),
                "arguments": audit_arguments(), "cli": audit_cli(),
+               "server": audit_server(), "folders": audit_folders(StandIn),
                "parse": audit_parse(args.parse_chars)}
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk not in ("cases", "failures")}
                       if isinstance(v, dict) else v for k, v in results.items()}, indent=2))
     for case in results["cli"]["cases"]:
         if not case["one_line_error"]:
             print(f"not one line: {case['case']}: exit {case['exit']}: {case['stderr'][:200]}")
+    for case in results["server"]["cases"]:
+        if not case["one_line"] or case["key_leaks"]:
+            print(f"server: {case['answer']}: {case['message'][:200]}")
+    for case in results["folders"]["cases"]:
+        if not case["handled"]:
+            print(f"folder: {case['folder']}: exit {case['exit']}: {case['stderr']}")
     for failure in results["arguments"]["failures"]:
         print(f"unclear: {failure}")
     if not args.no_write:

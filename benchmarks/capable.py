@@ -120,8 +120,8 @@ Written by `{_command(results['command'])}` on {results['date']}; do not edit by
 - Settings: {seeds} per method and set-up, {s['evaluations']} loss evaluations each (the
   starting pairs included), {s['proposals_per_step']} proposals per model step at the
   preset's temperature. The mimic (`load_model("mimic")`, no language model) runs the same
-  loop from the same start; hill climbing, gradient descent and random search as in the
-  comparison above.
+  loop from the same start; hill climbing, gradient descent and random search as in
+  "Optimization at an equal budget" at the top of this page.
 - A model step took {timing['article']:.3g} s on the article's set-up and
   {timing['opro']:.3g} s on the paper's (means over {results['model_steps']['article']} and
   {results['model_steps']['opro']} steps).{note}

@@ -65,16 +65,21 @@ METHODS = {"a: one call per proposal": article_way,
 
 
 def compare_methods(llm, prompt: str, *, n: int = 8, max_new_tokens: int = 12,
-                    temperature: float = 1.0, repeats: int = 3) -> dict:
+                    temperature: float = 1.0, repeats: int = 3, baseline=None) -> dict:
     """Median seconds per step of each method, interleaved over ``repeats`` rounds,
-    with tokens generated per proposal and the share of replies that parsed."""
+    with tokens generated per proposal and the share of replies that parsed.
+
+    (a) and (b) run on ``baseline`` (default: ``llm``), such as the same weights in fp32
+    where ``llm`` runs in another precision."""
+    models = {name: llm if method is shared_prefill else (baseline or llm)
+              for name, method in METHODS.items()}
     shared_prefill(llm, prompt, n=n, max_new_tokens=2, temperature=temperature, seed=0)  # warm-up
     seconds: dict[str, list[float]] = {name: [] for name in METHODS}
     replies: dict[str, list[str]] = {name: [] for name in METHODS}
     for round_ in range(repeats):
         for name, method in METHODS.items():
             started = time.perf_counter()
-            out = method(llm, prompt, n=n, max_new_tokens=max_new_tokens,
+            out = method(models[name], prompt, n=n, max_new_tokens=max_new_tokens,
                          temperature=temperature, seed=1000 * round_)
             seconds[name].append(time.perf_counter() - started)
             replies[name].extend(out)
@@ -92,7 +97,7 @@ def compare_methods(llm, prompt: str, *, n: int = 8, max_new_tokens: int = 12,
     return {
         "prompt_tokens": int(llm.encode(prompt).shape[1]), "n": n,
         "max_new_tokens": max_new_tokens, "temperature": temperature, "repeats": repeats,
-        "methods": rows,
+        "methods": rows, "precision": str(getattr(llm, "precision", "")),
         "shared_prefix_attention": bool(llm._shares_prefix),  # False: (c) copied the cache
         "a_over_c": rows["a: one call per proposal"]["seconds_per_step"] / c,
         "b_over_c": rows["b: num_return_sequences"]["seconds_per_step"] / c,

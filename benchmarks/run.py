@@ -196,7 +196,8 @@ def report(results: dict, eff: pd.DataFrame, sweep: pd.DataFrame) -> str:
 
 Written by `python -m benchmarks.run` (`make benchmark`) on {results['date']}; do not edit by
 hand. Machine: {m['cpu']}, {m['cores']} threads, GPU: {m['gpu'] or 'none'}; Python
-{m['python']}, torch {m['torch']}, transformers {m['transformers']}. Model: {results['model']}.
+{m['python']}, torch {m['torch']}, transformers {m['transformers']}. Model: {results['model']},
+precision {results.get('precision') or 'fp32'} ((a) and (b): fp32).
 
 ![benchmarks](images/benchmarks.png)
 
@@ -295,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--quick writes only to an explicit --out folder")
     llm = load_model("smollm2")
     started = time.perf_counter()
-    generation = compare_methods(llm, paper_prompt(), repeats=settings["repeats"])
+    # (a) and (b) are Hugging Face's own ways, on the fp32 weights as a user would run them.
+    baseline = llm if str(llm.precision) == "fp32" else load_model("smollm2", precision="fp32")
+    generation = compare_methods(llm, paper_prompt(), repeats=settings["repeats"],
+                                 baseline=baseline)
+    del baseline
     print(f"generation: a/c = {generation['a_over_c']:.2f}x, b/c = {generation['b_over_c']:.2f}x")
     outside = outside_share(llm, settings["outside_steps"])
     print(f"outside the model: {100 * outside['outside_share']:.2f} % of a step")
@@ -307,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                               seeds=range(settings["sweep_seeds"]),
                               steps=settings["sweep_steps"], proposals_per_step=8)
     results = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "model": llm.name,
+               "precision": str(llm.precision),
                "settings": settings, "generation": generation, "outside": outside,
                "prompt_styles": styles,
                "efficiency": eff.to_dict(orient="records"),

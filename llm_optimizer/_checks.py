@@ -15,6 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+# Upper bounds on what sizes a run: far above any sensible value, low enough that a
+# typo cannot ask for hours of work or gigabytes of text.
+MAX_STEPS = 10_000
+MAX_PROPOSALS = 1000
+MAX_PAIRS = 1000
+MAX_DECIMALS = 12
+MAX_NEW_TOKENS = 4096
+MAX_SEED = 2**32 - 1
+
 
 def positive(name: str, value: float) -> float:
     """Return ``value`` as a float, or raise if it is not a finite number above 0."""
@@ -55,6 +64,15 @@ def at_least(name: str, value: int, minimum: int) -> int:
         result = None
     if result is None or isinstance(value, bool) or result < minimum:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return result
+
+
+def whole(name: str, value: int, low: int, high: int) -> int:
+    """Return ``value`` as an int, or raise if it is not a whole number from ``low`` to
+    ``high``."""
+    result = at_least(name, value, low)
+    if result > high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     return result
 
 

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 from .data import PRESETS, make_dataset
+from .files import write_atomic
 from .grammar import REPLY_FORMATS
-from .journal import check_folder, write_atomic
+from .journal import check_folder
 from .loop import optimize
 from .models import NAMES, PROMPT_STYLES, ServerError, load_model
 from .models.loading import plan_here, spec_for
 from .models.mimic import MIMIC
+from .models.precision import parse_precision
 from .models.server import API_KEY_ENV, is_url
 from .run import Run
 from .runtime import MODEL_ENV, model_env_error, model_from_env
@@ -25,7 +27,8 @@ FLAGS = {"dataset": "--preset", "data_seed": "--data-seed", "model": "--model",
          "prompt_style": "--prompt-style", "temperature": "--temperature",
          "proposals_per_step": "--proposals", "max_pairs": "--max-pairs",
          "decimals": "--decimals", "stop": "--stop", "seed": "--seed",
-         "max_new_tokens": "--max-new-tokens", "reply_format": "--reply-format"}
+         "max_new_tokens": "--max-new-tokens", "reply_format": "--reply-format",
+         "precision": "--precision"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prompt-style", default=None, choices=PROMPT_STYLES,
                      help="chat template, or plain text ending in 'w, b =' as in the article; "
                      "default: completion for the bundled SmolLM2, chat for other models")
+    run.add_argument("--precision", default=None,
+                     help="number format of a model on the CPU: auto (the fastest this CPU "
+                     "runs), fp32, bf16, or PREFILL/DECODE such as bf16/int8; default: auto "
+                     "(with --resume: the saved run's)")
     run.add_argument("--reply-format", default=None, choices=REPLY_FORMATS,
                      help="free text read by the parser, only the pair (a grammar the "
                      "decoder follows), or a short reason and then the pair; default: free")
@@ -82,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-seed", type=int, default=None,
                      help="seed for the data's noise; default: 0")
     run.add_argument("--out", type=Path, required=True,
-                     help="a new or empty folder for history.csv, settings.json, steps.jsonl "
-                     "and run.png")
+                     help="a new or empty folder for history.csv, settings.json, steps.jsonl, "
+                     "run.png and run.gif (the run step by step)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run saved in --out up to --steps; flags given must "
                      "match the saved run's")
@@ -94,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    # OSError: a folder or a model that cannot be read; ServerError: a server that fails.
-    except (ValueError, OSError, ServerError) as error:
+    # OSError: a folder or a model that cannot be read; ServerError: a server that fails;
+    # MemoryError: a model too large for the GPU, with what to load instead.
+    except (ValueError, OSError, ServerError, MemoryError) as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2
 
@@ -104,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from .animation import animate_run, gif_bytes
     from .plots import plot_run
 
     saved = Run.load(args.out).settings if args.resume else {}
@@ -125,13 +134,16 @@ def _run(args: argparse.Namespace) -> int:
     }
     # Everything that can be checked is checked before the model loads (30 s or more).
     served = args.base_url is not None
+    if served and args.precision is not None:
+        raise ValueError("--precision is for a model run here; a server computes in its own")
+    precision = None if args.precision is None else str(parse_precision(args.precision))
     name = args.model or (saved.get("model") if served else spec_for(saved.get("model", "auto")))
     if args.resume:
         loaded = args.model and not served and args.model != MIMIC
         plan = plan_here(name) if loaded else None
         given = {**settings, "steps": None, "dataset": args.preset, "data_seed": args.data_seed,
                  "model": plan.label or plan.source if plan else args.model,
-                 "prompt_style": args.prompt_style}
+                 "prompt_style": args.prompt_style, "precision": precision}
         conflicts = resume_conflicts(saved, given, names=FLAGS)
         if conflicts:
             raise ValueError(f"--resume continues the run saved in {args.out} with its own "
@@ -149,15 +161,20 @@ def _run(args: argparse.Namespace) -> int:
     if served:
         model = load_model(args.base_url, model=name, prompt_style=style)
     else:
-        model = load_model(name, prompt_style=style)
+        model = load_model(name, prompt_style=style,
+                           precision=precision or saved.get("precision") or "auto")
     resume = Run.load(args.out) if args.resume else None
     run = optimize(dataset, model, **settings, out_dir=args.out, resume=resume, progress=True)
     figure = plot_run(run, dataset)
     picture = io.BytesIO()
     figure.savefig(picture, format="png", dpi=110)
     write_atomic(args.out / "run.png", picture.getvalue())
+    written = "history.csv, settings.json, steps.jsonl, run.png"
+    if run.steps_done >= 1:  # the film of the run: a frame per step
+        write_atomic(args.out / "run.gif", gif_bytes(animate_run(run, dataset)))
+        written += ", run.gif"
     print(run.summary())
-    print(f"wrote {args.out}/: history.csv, settings.json, steps.jsonl, run.png")
+    print(f"wrote {args.out}/: {written}")
     if run.stop_reason.startswith("model error"):
         print("the run stopped early; continue it with the same command and --resume",
               file=sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 from . import _checks
 from .data import Dataset
 from .journal import Journal
-from .models.base import reply_problem
+from .models.base import capped, reply_problem
 from .prompt import build_meta_prompt, parse_reply
 from .regression import loss_function
 from .run import Run
@@ -103,13 +103,14 @@ def _scorer(dataset: Dataset, settings: dict[str, Any]) -> Callable[[str], dict[
     loss, decimals = loss_function(settings["loss"]), settings["decimals"]
 
     def score(reply: str) -> dict[str, Any]:
+        reply, cut = capped(reply)
         pair = parse_reply(reply)
         if pair is None:
             return {"w": math.nan, "b": math.nan, "loss": math.nan, "parsed": False,
-                    "reply": reply}
+                    "reply": reply, **cut}
         w, b = (round(v, decimals) for v in pair)
         return {"w": w, "b": b, "loss": loss(w, b, dataset.x, dataset.y), "parsed": True,
-                "reply": reply}
+                "reply": reply, **cut}
 
     return score
 

@@ -14,6 +14,7 @@ from . import _checks
 from .data import Dataset
 from .grammar import check_format, reply_tokens
 from .models.base import TEMPERATURE_RANGE
+from .regression import closed_form, loss_function
 from .stopping import RULES, AtOptimum, LastKBelow, rule_from_dict, rule_to_dict
 
 # What defines a run: a resume must match all of these (``steps`` may grow).
@@ -122,28 +123,32 @@ def resolve_settings(
     setup = dataset.setup
     settings = {
         "dataset": dataset.name,
-        "steps": _checks.at_least("steps", steps, 1),
+        "steps": _checks.whole("steps", steps, 1, _checks.MAX_STEPS),
         "temperature": _checks.between(
             "temperature", setup.temperature if temperature is None else temperature,
             *TEMPERATURE_RANGE,
         ),
-        "proposals_per_step": _checks.at_least(
+        "proposals_per_step": _checks.whole(
             "proposals_per_step",
             setup.proposals_per_step if proposals_per_step is None else proposals_per_step, 1,
+            _checks.MAX_PROPOSALS,
         ),
-        "max_pairs": _checks.at_least(
-            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1
+        "max_pairs": _checks.whole(
+            "max_pairs", setup.max_pairs if max_pairs is None else max_pairs, 1,
+            _checks.MAX_PAIRS,
         ),
-        "decimals": _checks.at_least(
-            "decimals", setup.decimals if decimals is None else decimals, 0
+        "decimals": _checks.whole(
+            "decimals", setup.decimals if decimals is None else decimals, 0,
+            _checks.MAX_DECIMALS,
         ),
         "loss": _checks.one_of("loss", loss or setup.loss, ("mse", "sse")),
-        "seed": _checks.at_least("seed", 0 if seed is None else seed, 0),
+        "seed": _checks.whole("seed", 0 if seed is None else seed, 0, _checks.MAX_SEED),
         "reply_format": check_format(reply_format),
     }
     least = reply_tokens(reply_format, settings["decimals"])
-    settings["max_new_tokens"] = _checks.at_least(
-        "max_new_tokens", max(24, least) if max_new_tokens is None else max_new_tokens, 1)
+    settings["max_new_tokens"] = _checks.whole(
+        "max_new_tokens", max(24, least) if max_new_tokens is None else max_new_tokens, 1,
+        _checks.MAX_NEW_TOKENS)
     if settings["max_new_tokens"] < least:
         raise ValueError(f"max_new_tokens must be at least {least} for reply_format "
                          f"{reply_format!r} with {settings['decimals']} decimals (its longest "
@@ -167,6 +172,12 @@ def resumed_settings(dataset: Dataset, saved: dict[str, Any], steps: int) -> dic
                             stop=[rule_from_dict(r) for r in saved["stop"]])
 
 
+def _precision(model) -> str | None:
+    """The number format a local model computes in, as saved with a run (None: a server)."""
+    precision = getattr(model, "precision", None)
+    return None if precision is None else str(precision)
+
+
 def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
                  saved: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of a run of ``model`` on ``dataset``, with what names the data and model.
@@ -177,7 +188,8 @@ def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
     """
     identity = {**dataset_identity(dataset),
                 "model": _checks.text("model.name", getattr(model, "name", type(model).__name__)),
-                "prompt_style": getattr(model, "prompt_style", None)}
+                "prompt_style": getattr(model, "prompt_style", None),
+                "precision": _precision(model)}
     if saved is not None:
         conflicts = resume_conflicts(saved, {**given, **identity})
         if conflicts:
@@ -190,7 +202,17 @@ def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
             given["max_new_tokens"] = _default_reply_tokens(model, dataset, given)
         settings = resolve_settings(dataset, steps=steps, **given)
     settings.update(identity)
+    base_url = getattr(model, "base_url", None)
+    if isinstance(base_url, str):  # where a served model answered, without credentials
+        settings["base_url"] = base_url
+    settings["least_squares"] = least_squares(dataset, settings["loss"])
     return settings
+
+
+def least_squares(dataset: Dataset, loss: str) -> dict[str, float]:
+    """The exact answer on ``dataset`` and its ``loss``: the best loss any run can reach."""
+    w, b = closed_form(dataset.x, dataset.y)
+    return {"w": w, "b": b, "loss": float(loss_function(loss)(w, b, dataset.x, dataset.y))}
 
 
 def _default_reply_tokens(model, dataset: Dataset, given: dict[str, Any]) -> int | None:

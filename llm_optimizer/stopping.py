@@ -18,9 +18,9 @@ class LastKBelow:
     k: int = 3
     threshold: float = 1.0
 
-    def __post_init__(self) -> None:
-        _checks.at_least("k", self.k, 1)
-        _checks.finite("threshold", self.threshold)
+    def __post_init__(self) -> None:  # plain numbers, so numpy scalars save as JSON
+        object.__setattr__(self, "k", _checks.at_least("k", self.k, 1))
+        object.__setattr__(self, "threshold", _checks.finite("threshold", self.threshold))
 
     def reason(self, scored: pd.DataFrame) -> str | None:
         last = scored["loss"].to_numpy()[-self.k :]
@@ -36,7 +36,7 @@ class TargetLoss:
     value: float
 
     def __post_init__(self) -> None:
-        _checks.finite("value", self.value)
+        object.__setattr__(self, "value", _checks.finite("value", self.value))
 
     def reason(self, scored: pd.DataFrame) -> str | None:
         if len(scored) and scored["loss"].min() <= self.value:
@@ -54,9 +54,10 @@ class AtOptimum:
     decimals: int = 0
 
     def __post_init__(self) -> None:
-        _checks.finite("w", self.w)
-        _checks.finite("b", self.b)
-        _checks.at_least("decimals", self.decimals, 0)
+        object.__setattr__(self, "w", _checks.finite("w", self.w))
+        object.__setattr__(self, "b", _checks.finite("b", self.b))
+        object.__setattr__(self, "decimals", _checks.whole("decimals", self.decimals, 0,
+                                                           _checks.MAX_DECIMALS))
 
     def reason(self, scored: pd.DataFrame) -> str | None:
         hit = (scored["w"].round(self.decimals) == round(self.w, self.decimals)) & (

@@ -22,6 +22,7 @@ def test_paper_prompt_has_twenty_integer_pairs():
     assert prompt.count("input:") == 20 and ".0" not in prompt
 
 
+@pytest.mark.xdist_group("benchmarks-quick")  # one worker makes quick_out for both
 def test_quick_suite_writes_its_json_report_and_plot(quick_out):
     results = json.loads((quick_out / "latest.json").read_text())
     methods = results["generation"]["methods"]
@@ -40,6 +41,7 @@ def test_quick_suite_writes_its_json_report_and_plot(quick_out):
     assert (quick_out / "images" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.xdist_group("benchmarks-quick")
 def test_report_is_rebuilt_from_saved_json(quick_out, tmp_path):
     assert run.main(["--from-json", str(quick_out / "latest.json"), "--out", str(tmp_path)]) == 0
     assert "(b)/(c) =" in (tmp_path / "benchmarks.md").read_text()
@@ -134,3 +136,30 @@ def test_capable_names_a_model_it_cannot_load(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: model name must be one of")
     with pytest.raises(SystemExit):
         capable.main(["--model", "mimic", "--quick"])  # no --out
+
+
+def test_speed_quick_run_times_each_way_at_rest_and_busy(tmp_path):
+    from benchmarks import speed
+    from llm_optimizer.models.cpu import usable_cores
+
+    assert speed.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "speed.json").read_text())
+    quiet, busy = results["phases"]["quiet"], results["phases"]["busy"]
+    assert quiet["busy_loops"] == 0 and busy["busy_loops"] == usable_cores()
+    for phase in (quiet, busy):
+        assert {"now: step", "before: step", "before: prefill"} <= set(phase["rounds"])
+        assert all(r["seconds"] > 0 for rounds in phase["rounds"].values() for r in rounds)
+        assert all(len(r["replies"]) == 8 for r in phase["rounds"]["now: step"])
+    assert all(r["threads"] >= 1 for r in busy["rounds"]["now: step"])
+    assert results["workers"]["before"]["precision"] == "fp32"
+    missing = speed.llama_cpp_missing()
+    assert (results["llama_cpp_skipped"] is None) == (missing is None)
+    if missing is not None:
+        assert "llama-cpp-python is not installed" in results["llama_cpp_skipped"]
+        assert "llama.cpp: step" not in quiet["rounds"]
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "<!-- section:speed -->" in report and "times one plain fp32 prefill" in report
+    assert (f"{speed.medians(results)['busy']['now: step']:.2f} s" in report)
+    again = tmp_path / "again"
+    assert speed.main(["--from-json", str(tmp_path / "speed.json"), "--out", str(again)]) == 0
+    assert (again / "benchmarks.md").read_text() == report

@@ -8,6 +8,7 @@ end to end in tests/test_end_to_end.py.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,6 +24,7 @@ class Scripted:
     """Stands in for the bundled model: same name and prompt style, fixed replies."""
 
     name, reply_tokens, prompt_style = "SmolLM2-135M-Instruct", 16, "completion"
+    precision = "fp32"
 
     def generate(self, prompt, *, n, temperature, max_new_tokens, seed=None):
         return ["[2.5, 0.5]"] * n
@@ -37,14 +39,21 @@ def no_model(monkeypatch):
     monkeypatch.setattr(cli_module, "load_model", load)
 
 
-@pytest.fixture
-def saved(tmp_path, monkeypatch):
-    """A two-step run saved by the command on the article's data."""
-    monkeypatch.setattr(cli_module, "load_model", lambda *a, **k: Scripted())
-    out = tmp_path / "run"
-    assert main(["run", "--model", "smollm2", "--steps", "2", "--temperature", "0.5",
-                 "--out", str(out)]) == 0
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory):
+    """A two-step run saved by the command on the article's data (made once)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_module, "load_model", lambda *a, **k: Scripted())
+        assert main(["run", "--model", "smollm2", "--steps", "2", "--temperature", "0.5",
+                     "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def saved(saved_once, tmp_path):
+    """A copy of that run, for the test to resume, damage or lock."""
+    return shutil.copytree(saved_once, tmp_path / "run")
 
 
 def _error(capsys, argv) -> str:
@@ -68,6 +77,7 @@ def _error(capsys, argv) -> str:
     (["--proposals", "3"], "--proposals (saved 1, given 3)"),
     (["--seed", "1"], "--seed (saved 0, given 1)"),
     (["--prompt-style", "chat"], "--prompt-style (saved 'completion', given 'chat')"),
+    (["--precision", "bf16/int8"], "--precision (saved 'fp32', given 'bf16/int8')"),
     (["--stop", "none"], "--stop (saved [{'rule': 'last_k_below'"),
 ])
 def test_resume_with_a_conflicting_flag_names_saved_and_given(saved, capsys, no_model, flags,
@@ -118,6 +128,12 @@ def test_damaged_settings_are_one_line(saved, capsys, no_model, text, message):
 def test_damaged_settings_values_are_one_line_before_loading(saved, capsys, no_model):
     settings = json.loads((saved / "settings.json").read_text())
     (saved / "settings.json").write_text(json.dumps({**settings, "temperature": "hot"}))
+    assert "settings.json was edited after the run began" in _error(
+        capsys, ["run", "--out", str(saved), "--resume"])
+    lines = (saved / "steps.jsonl").read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    del first["settings_digest"]  # as a run saved before the journal kept a digest
+    (saved / "steps.jsonl").write_text(json.dumps(first) + "\n" + "".join(lines[1:]))
     assert "temperature must be a number" in _error(capsys, ["run", "--out", str(saved),
                                                              "--resume"])
 
@@ -145,6 +161,9 @@ def test_a_damaged_journal_line_is_one_line(saved, capsys, no_model):
     (["--model", "./missing.gguf"], "does not exist"),
     (["--model", "mistral"], "needs a CUDA GPU"),
     (["--steps", "many"], "argument --steps: invalid int value"),
+    (["--precision", "int4"], "precision must be 'auto', 'fp32', 'bf16' or 'PREFILL/DECODE'"),
+    (["--precision", "int8"], "got 'int8'"),
+    (["--precision", "fp32", "--base-url", "http://127.0.0.1:9/v1"], "--precision is for a model"),
     (["--preset", "paper"], "argument --preset: invalid choice"),
 ])
 def test_bad_flags_are_one_line_before_the_model_loads(tmp_path, capsys, no_model, flags,

@@ -6,14 +6,12 @@ GitHub address pointed at the checkout under test (see tests/colab_emulation.py)
 """
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 from packaging.requirements import Requirement
-
-from tools.sync_notebooks import REPO
 
 pytestmark = [pytest.mark.colab, pytest.mark.model]
 
@@ -43,7 +41,8 @@ def test_the_setup_changes_no_package_that_colab_preloads(colab):
 def test_every_module_the_cuda_path_imports_is_installed(colab):
     code = (
         "import importlib\n"
-        "from llm_optimizer.models.loading import GPU_MODULES, plan_load\n"
+        "from llm_optimizer.models.gpu import GPU_MODULES\n"
+        "from llm_optimizer.models.loading import plan_load\n"
         "for name in GPU_MODULES: importlib.import_module(name)\n"
         "for name in ('mistral', 'mistral-4bit'):\n"
         "    plan_load(name, cuda=True, capability=(7, 5), memory_gb=14.7)"
@@ -58,22 +57,13 @@ def test_every_module_the_cuda_path_imports_is_installed(colab):
 
 @pytest.mark.parametrize("name", ["01_linear_regression.ipynb", "02_gradient_descent.ipynb",
                                   "03_llm_as_optimizer.ipynb", "04_experiments.ipynb"])
-def test_notebook_runs_top_to_bottom_in_the_colab_emulation(colab, name, monkeypatch):
-    path = next(p for p in colab.notebooks if p.name == name)
-    book = nbformat.read(path, as_version=4)
-    setup = book.cells[2]
-    setup.source = setup.source.replace(f"git+https://github.com/{REPO}",
-                                        colab.emulation.ROOT.as_uri())
-    monkeypatch.setenv("JUPYTER_PATH", colab.jupyter_path)
-    monkeypatch.setenv("LLM_OPTIMIZER_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    NotebookClient(book, timeout=900, kernel_name=colab.kernel_name,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("text", "") for o in setup.outputs)
+def test_notebook_runs_top_to_bottom_in_the_colab_emulation(colab, name, executed):
+    run = executed(name, kernel=colab.kernel_name, jupyter_path=colab.jupyter_path,
+                   LLM_OPTIMIZER_QUICK="1")
+    assert not run.errors
+    text = "".join(o.get("text", "") for o in run.setup.outputs)
     assert "ipywidgets: 7.7.1" in text.replace("  ", "") and "no GPU" in text
-    assert any("image/png" in o.get("data", {}) for o in outputs), "no plot was drawn"
+    assert run.images, "no plot was drawn"
 
 
 def test_the_emulated_kernel_is_colab_like(colab, monkeypatch):
@@ -117,3 +107,54 @@ def test_every_requirement_is_met_by_colabs_own_versions(colab):
     assert unmet == []
     assert {"transformers", "accelerate", "numpy", "pandas", "matplotlib", "ipywidgets",
             "tqdm"} <= checked
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# The floors the GPU path needs, from the libraries' own sources: from_pretrained's dtype=
+# came in transformers 4.56; transformers 5 loads 4 bits with these or newer.
+GPU_FLOORS = {"transformers": "4.56", "accelerate": "1.1.0", "bitsandbytes": "0.46.1"}
+
+
+def _declared() -> dict[str, list[Requirement]]:
+    """The requirements of pyproject.toml (with the gpu extra) and of requirements.txt."""
+    import tomllib  # Python 3.11 and later, as on Colab
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [*project["dependencies"], *project["optional-dependencies"]["gpu"]]
+    listed = [line.split("#")[0].strip() for line in
+              (ROOT / "requirements.txt").read_text().splitlines()]
+    return {"pyproject.toml": [Requirement(x) for x in lines],
+            "requirements.txt": [Requirement(x) for x in listed if x and x != "jupyter"]}
+
+
+def _floor(requirement: Requirement) -> str | None:
+    return next((s.version for s in requirement.specifier if s.operator == ">="), None)
+
+
+def test_the_gpu_floors_are_the_ones_transformers_needs_in_both_files():
+    from packaging.version import Version
+    from transformers.utils import import_utils
+
+    assert Version(GPU_FLOORS["accelerate"]) >= Version(import_utils.ACCELERATE_MIN_VERSION)
+    assert Version(GPU_FLOORS["bitsandbytes"]) >= Version(
+        import_utils.BITSANDBYTES_MIN_VERSION)
+    for source, requirements in _declared().items():
+        floors = {r.name: _floor(r) for r in requirements}
+        for name, least in GPU_FLOORS.items():
+            assert floors.get(name) is not None, f"{source} does not require {name}"
+            assert Version(floors[name]) >= Version(least), f"{source}: {name} {floors[name]}"
+
+
+def test_colabs_preloaded_versions_meet_every_declared_floor():
+    freeze = (ROOT / "tests" / "colab" / "pip-freeze.gpu.txt").read_text()
+    colab = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in
+             re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", freeze, flags=re.MULTILINE)}
+    checked = set()
+    for source, requirements in _declared().items():
+        for requirement in requirements:
+            name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            if name in colab:
+                checked.add(name)
+                assert requirement.specifier.contains(colab[name], prereleases=True), (
+                    f"{source}: {requirement} is not met by Colab's {colab[name]}")
+    assert {"transformers", "accelerate", "torch", "httpx", "openai"} <= checked

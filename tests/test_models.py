@@ -15,6 +15,7 @@ from llm_optimizer import load_model, plan_load
 from llm_optimizer.models import (
     MISTRAL,
     MISTRAL_4BIT,
+    NAMES,
     SMOLLM2_FILE,
     SMOLLM2_INSTALL,
     _set_4bit_compute_dtype,
@@ -132,6 +133,7 @@ def test_generate_checks_its_arguments(tiny_model_dir):
 
 @pytest.mark.parametrize(("capability", "memory", "why"), [
     ((5, 2), 12.0, "compute capability 5.2"),
+    ((6, 1), 12.0, "compute capability 6.1"),  # Pascal: no kernels in the CUDA 12.8 wheels
     ((7, 5), 4.0, "4.0 GB of memory"),
 ])
 def test_a_gpu_too_old_or_too_small_for_4bit_says_so(capability, memory, why):
@@ -191,6 +193,24 @@ def test_a_gated_repository_says_how_to_accept_the_licence_and_log_in(tmp_path):
     assert last.startswith("PermissionError: mistralai/Mistral-7B-Instruct-v0.1 is a gated")
     assert f"https://huggingface.co/{MISTRAL}" in last and "login()" in last
     assert "HF_TOKEN" in last and "mistral-4bit" in last
+
+
+def test_running_out_of_gpu_memory_while_quantizing_says_why_and_what_to_load(
+        tiny_model_dir, monkeypatch):
+    import transformers
+
+    from llm_optimizer.models.loading import LoadPlan, load_from_plan
+
+    def out_of_memory(*args, **kwargs):  # what a 15 GB T4 does (no GPU here to fill)
+        assert isinstance(kwargs["quantization_config"], transformers.BitsAndBytesConfig)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 112.00 MiB")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", out_of_memory)
+    plan = LoadPlan(str(tiny_model_dir), device="cpu", quantize_4bit=True)
+    with pytest.raises(MemoryError, match=r"transformers#43032.*model='mistral-4bit'") as caught:
+        load_from_plan(plan)
+    assert "15 GB T4" in str(caught.value) and caught.value.__suppress_context__
+    assert "may run out of memory on a 15 GB T4" in NAMES["mistral"]
 
 
 @pytest.fixture

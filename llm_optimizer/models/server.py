@@ -2,49 +2,37 @@
 
 vLLM, ``transformers serve``, llama.cpp's server, Ollama and hosted APIs (OpenAI,
 Gemini's OpenAI-compatible endpoint, OpenRouter) all speak it. The official
-``openai`` client does the HTTP, the timeouts and the retries with backoff (429s
-and timeouts); this module turns a step's ``n`` proposals into requests and every
-failure into one line that says what to do.
+``openai`` client builds the requests; this module bounds each one (a deadline for
+the whole request, retries with backoff included; a size limit for the answer; no
+redirect followed), reads the answer strictly and turns every failure into one line
+that says what to do.
 
 The API key comes from the ``api_key`` argument or an environment variable and
-stays in the client: it is never part of the name, the repr, a run's settings
-or an error message.
+stays in the client: it is blanked from every error message and reply, and never
+part of the name, the repr or a run's settings.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .. import _checks
 from ..grammar import check_format, follows, reply_json_schema, reply_regex
+from .answers import AnswerReader, ServerError, listing, public_url
 from .base import PROMPT_STYLES, chat_messages, completion_text
+from .bounded_http import MAX_CONCURRENT, MAX_RETRIES, MAX_TIMEOUT, bounded_client, retry_wait
 
 API_KEY_ENV = "OPENAI_API_KEY"
-START_A_SERVER = ("start one there with `vllm serve MODEL --port PORT` (or "
-                  "`transformers serve MODEL --port PORT`), or check the URL")
-_SHOWN_MODELS = 10
-
-
-class ServerError(RuntimeError):
-    """A served model could not answer; the message says why and what to do."""
 
 
 def is_url(name: object) -> bool:
     """Whether ``name`` is an ``http://`` or ``https://`` address."""
     return isinstance(name, str) and name.lower().startswith(("http://", "https://"))
-
-
-def public_url(url: str) -> str:
-    """``url`` without any user name, password or query (they may hold a key)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 class ServerModel:
@@ -71,9 +59,10 @@ class ServerModel:
 
         ``model`` is the name the server knows the model by (default: the only
         one it lists). The key is ``api_key`` or the environment variable
-        ``api_key_env``; a local server needs none. ``timeout`` (seconds per
-        request) and ``max_retries`` go to the ``openai`` client, which retries
-        429s, timeouts and lost connections with exponential backoff.
+        ``api_key_env``; a local server needs none. ``timeout`` bounds each request
+        as a whole, in seconds: connecting, the answer's headers and body, and up to
+        ``max_retries`` retries with backoff (of 429s, 5xx answers and lost
+        connections) all fit in it.
         """
         import openai
 
@@ -82,7 +71,9 @@ class ServerModel:
         self.base_url = public_url(base_url)
         self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
         self.timeout = _checks.positive("timeout", timeout)
-        self.max_retries = _checks.at_least("max_retries", max_retries, 0)
+        if self.timeout > MAX_TIMEOUT:
+            raise ValueError(f"timeout must be at most {MAX_TIMEOUT:g} s, got {timeout!r}")
+        self.max_retries = _checks.whole("max_retries", max_retries, 0, MAX_RETRIES)
         if model is not None and not (isinstance(model, str) and model):
             raise ValueError("model must be the served model's name (a non-empty string) or "
                              f"None for the only one the server lists, got {model!r}")
@@ -92,10 +83,13 @@ class ServerModel:
             raise ValueError(f"api_key_env must name an environment variable, got {api_key_env!r}")
         self.api_key_env = api_key_env
         key = api_key or os.environ.get(api_key_env) or None
-        self._key_given = key is not None
-        self._secrets = [s for s in (key, urlsplit(base_url).password) if s]
+        self._answers = AnswerReader(
+            self.base_url, [s for s in (key, urlsplit(base_url).password) if s],
+            key_given=key is not None, api_key_env=api_key_env, timeout=self.timeout)
+        # Retries are this module's (within the deadline), not the client's.
         self._client = openai.OpenAI(base_url=base_url, api_key=key or "none",
-                                     timeout=self.timeout, max_retries=self.max_retries)
+                                     timeout=self.timeout, max_retries=0,
+                                     http_client=bounded_client())
         self.reply_tokens = 16 if prompt_style == "completion" else 40
         # Choices the server returns for one request asking for n (None: not known yet).
         self.choices_per_request: int | None = None
@@ -119,8 +113,14 @@ class ServerModel:
 
     def served_models(self) -> list[str]:
         """The model names the server lists at ``/models``."""
-        with self._errors():
-            return sorted(m.id for m in self._client.models.list())
+        data = self._call("/models", lambda budget: self._client.models.with_raw_response
+                          .list(timeout=budget))
+        listed = data.get("data")
+        if not (isinstance(listed, list) and all(
+                isinstance(m, dict) and isinstance(m.get("id"), str) for m in listed)):
+            raise ServerError(self._answers.bad("/models", "a list of models with an id each",
+                                               data))
+        return sorted(m["id"] for m in listed)
 
     def generate(
         self,
@@ -136,30 +136,32 @@ class ServerModel:
         """Sample ``n`` replies to one meta-prompt.
 
         The ``n`` go out as one request; where the server returns fewer choices
-        (``transformers serve`` returns one), the rest go out as concurrent
-        requests, and later steps split ``n`` that way from the start. Request
-        ``i`` of a step gets the seed ``seed + i``, so the replies are repeatable
-        where the server honours seeds and differ from each other.
+        (``transformers serve`` returns one), the rest go out as requests of their
+        own, ``MAX_CONCURRENT`` at a time, and later steps split ``n`` that way from
+        the start. Request ``i`` of a step gets the seed ``seed + i``, so the replies
+        are repeatable where the server honours seeds and differ from each other.
         ``reply_format`` other than ``"free"`` asks for a constrained reply with
         numbers of up to ``decimals`` places (see :meth:`structured_output_body`);
         a server that refuses every way of asking gets free text, and
         ``reply_format_fallback`` says so.
         """
-        n = _checks.at_least("n", n, 1)
+        n = _checks.whole("n", n, 1, _checks.MAX_PROPOSALS)
         temperature = _checks.positive("temperature", temperature)
-        max_new_tokens = _checks.at_least("max_new_tokens", max_new_tokens, 1)
+        max_new_tokens = _checks.whole("max_new_tokens", max_new_tokens, 1, _checks.MAX_NEW_TOKENS)
         check_format(reply_format)
-        decimals = _checks.at_least("decimals", decimals, 0)
+        decimals = _checks.whole("decimals", decimals, 0, _checks.MAX_DECIMALS)
         options = {"temperature": temperature, "max_tokens": max_new_tokens}
-        with self._errors():
+        with self._not_served():
             while reply_format != "free" and self.constraints:
                 extra = self.structured_output_body(reply_format, decimals)
                 kind = self.constraints[0]
                 try:
                     replies = self._sample(prompt, n, options, seed, extra)
-                except self._rejected_field() as error:
+                except ServerError as error:
+                    if error.status not in (400, 422):
+                        raise
                     self._give_up(kind, reply_format, f"refused structured outputs "
-                                  f"({error.status_code} for {kind})")
+                                  f"({error.status} for {kind})")
                     continue
                 if not all(follows(r, kind, reply_format, decimals=decimals,
                                    prompt_style=self.prompt_style) for r in replies):
@@ -198,7 +200,7 @@ class ServerModel:
         replies: list[str] = []
         requests = 0
         per_request = self.choices_per_request or n
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        with ThreadPoolExecutor(max_workers=min(n, MAX_CONCURRENT)) as pool:
             while len(replies) < n:
                 missing = n - len(replies)
                 sizes = [min(per_request, missing - i) for i in range(0, missing, per_request)]
@@ -218,60 +220,82 @@ class ServerModel:
 
     def _request(self, prompt: str, n: int, options: dict, seed: int | None,
                  extra: dict | None) -> list[str]:
-        """One request for ``n`` choices; the reply texts it returned."""
+        """One request for ``n`` choices; the reply texts it returned, key blanked."""
         if self.prompt_style == "chat":
-            answer = self._client.chat.completions.create(
-                model=self.name, messages=chat_messages(prompt), n=n, seed=seed,
-                extra_body=extra, **options)
-            return [c.message.content or "" for c in answer.choices]
-        answer = self._client.completions.create(
-            model=self.name, prompt=completion_text(prompt), n=n, seed=seed,
-            extra_body=extra, **options)
-        return [_first_line(c.text) for c in answer.choices]
+            path, field = "/chat/completions", ("message", "content")
+            create = self._client.chat.completions.with_raw_response.create
+            body = {"messages": chat_messages(prompt)}
+        else:
+            path, field = "/completions", ("text",)
+            create = self._client.completions.with_raw_response.create
+            body = {"prompt": completion_text(prompt)}
+        data = self._call(path, lambda budget: create(
+            model=self.name, n=n, seed=seed, extra_body=extra, timeout=budget, **body, **options))
+        choices = data.get("choices")
+        texts = [_field(c, field) for c in choices] if isinstance(choices, list) else None
+        if texts is None or not all(isinstance(t, str) for t in texts):
+            raise ServerError(self._answers.bad(path, "a list of choices, each with "
+                                               f"{'.'.join(field)} a string", data))
+        if self.prompt_style == "completion":
+            texts = [_first_line(t) for t in texts]
+        return [self._answers.scrub(t) for t in texts]
+
+    def _call(self, path: str, send: Callable[[float], object]) -> dict:
+        """``send(budget)`` with retries within the deadline; its JSON object."""
+        import openai
+
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                raw = send(remaining)
+                break
+            except (openai.OpenAIError, TimeoutError) as error:
+                wait = retry_wait(error, attempt)
+                if (wait is None or attempt == self.max_retries
+                        or time.monotonic() + wait >= deadline):
+                    raise ServerError(self._answers.failure(error, path, attempt),
+                                      getattr(error, "status_code", None)) from None
+            time.sleep(wait)
+            attempt += 1
+        return self._answers.json(path, raw.http_response)
 
     def _check_model(self, model: str | None) -> str:
         """The served model's name: ``model`` if the server lists it, else an error."""
-        import openai
-
         try:
             listed = self.served_models()
         except ServerError as error:
-            if not isinstance(error.__cause__, openai.NotFoundError):
+            if error.status != 404:
                 raise
             listed = []  # a server without /models: trust the name
         if model is None:
             if len(listed) == 1:
                 return listed[0]
-            raise ServerError(f"{self.base_url} serves {_listing(listed)}: "
+            raise ServerError(f"{self.base_url} serves {listing(listed)}: "
                               "pass model='NAME' (--model NAME) to pick one")
         # Gemini lists "models/NAME" and takes "NAME" too.
         if listed and model not in listed and f"models/{model}" not in listed:
-            raise ServerError(self._not_served(model, listed))
+            raise ServerError(self._not_served_message(model, listed))
         return model
 
-    def _not_served(self, model: str, listed: list[str]) -> str:
-        return f"{self.base_url} does not serve {model!r}; it serves {_listing(listed)}"
-
-    def _rejected_field(self) -> tuple[type[Exception], ...]:
-        import openai
-
-        return (openai.BadRequestError, openai.UnprocessableEntityError)
+    def _not_served_message(self, model: str, listed: list[str]) -> str:
+        return f"{self.base_url} does not serve {model!r}; it serves {listing(listed)}"
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Turn the ``openai`` client's exceptions into a one-line :class:`ServerError`."""
-        import openai
-
+    def _not_served(self) -> Iterator[None]:
+        """A 400 or 404 for a model the server does not list says so."""
         try:
             yield
-        except openai.OpenAIError as error:
-            message = self._say(error)
-            name = getattr(self, "name", None)
-            if name and isinstance(error, openai.BadRequestError | openai.NotFoundError):
+        except ServerError as error:
+            if error.status in (400, 404):
                 listed = self._listed_or_empty()
-                if listed and name not in listed and f"models/{name}" not in listed:
-                    message = self._not_served(name, listed)
-            raise ServerError(message) from error
+                if listed and self.name not in listed and f"models/{self.name}" not in listed:
+                    raise ServerError(self._not_served_message(self.name, listed),
+                                      error.status) from None
+            raise
 
     def _listed_or_empty(self) -> list[str]:
         try:
@@ -279,52 +303,18 @@ class ServerModel:
         except ServerError:
             return []
 
-    def _say(self, error: Exception) -> str:
-        """One line for ``error``, without the key."""
-        import openai
-
-        url, env = self.base_url, self.api_key_env
-        if isinstance(error, openai.APITimeoutError):
-            text = (f"{url} did not answer within {self.timeout:g} s, {self.max_retries} "
-                    "retries included: the server is overloaded or stuck")
-        elif isinstance(error, openai.APIConnectionError):
-            text = f"cannot connect to {url}: no server answers there; {START_A_SERVER}"
-        elif isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-            if self._key_given:
-                text = (f"{url} refused the API key ({error.status_code}): check the key in "
-                        f"the {env} environment variable (or the api_key argument)")
-            else:
-                text = (f"{url} needs an API key ({error.status_code}): set the {env} "
-                        "environment variable, or pass api_key=")
-        elif isinstance(error, openai.RateLimitError):
-            text = (f"{url} kept answering 429 (too many requests), {self.max_retries} "
-                    "retries with backoff included: wait, or ask for fewer proposals")
-        elif isinstance(error, openai.APIStatusError):
-            text = f"{url} answered {error.status_code}: {_detail(error)}"
-        else:
-            text = f"{url}: {error}"
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return " ".join(text.split())
 
 
-def _listing(names: list[str]) -> str:
-    if not names:
-        return "no models"
-    shown = ", ".join(repr(n) for n in names[:_SHOWN_MODELS])
-    more = len(names) - _SHOWN_MODELS
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _detail(error) -> str:
-    """The server's own explanation of an error status, cut to one short line."""
-    body = getattr(error, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = body["error"]  # OpenAI and vLLM: {"error": {"message": ...}}
-    if isinstance(body, dict):
-        body = body.get("message") or body.get("detail") or body
-    text = str(body or error.message)
-    return re.sub(r"\s+", " ", text)[:300]
+def _field(choice: object, path: tuple[str, ...]) -> object:
+    """``choice["message"]["content"]`` (a null content is an empty reply) or
+    ``choice["text"]``; None where the answer lacks it."""
+    for key in path:
+        if not isinstance(choice, dict):
+            return None
+        choice = choice.get(key)
+    if path == ("message", "content") and choice is None:
+        return ""
+    return choice
 
 
 def _first_line(text: str) -> str:

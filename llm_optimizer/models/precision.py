@@ -1,0 +1,147 @@
+"""The number formats a CPU model computes in: one for the prompt, one for the replies.
+
+A step is one prefill of a long prompt (large matrix products: compute-bound) and a
+dozen decoding forwards of n tokens (small products that read every weight once:
+bound by memory). So the two phases may use different formats:
+
+- ``bf16`` halves the bytes of every weight; it is fast only where the CPU multiplies
+  bf16 natively (AVX-512 BF16, AMX, Arm's BF16), and elsewhere slower than fp32;
+- ``int8`` (decoding only) keeps each linear layer's weights as int8 with one fp32
+  scale per output row and multiplies them with ``torch.ops.aten._weight_int8pack_mm``,
+  fast where torch vectorizes it (AVX-512); activations stay fp32;
+- ``fp32`` everywhere else.
+
+A precision is written ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
+``"bf16/int8"``; ``"auto"`` picks the fastest this CPU runs (:func:`auto_precision`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from . import cpu
+
+PREFILL_FORMATS = ("fp32", "bf16")
+DECODE_FORMATS = ("fp32", "bf16", "int8")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# How far the logits of shared-prefix decoding may be from those of copied caches in
+# the check of ``LLM._can_share``, as a share of the largest logit: the same products
+# summed in another order differ by rounding, which is about 2**-8 of a value in bf16
+# and 2**-23 in fp32 (int8 decoding computes in fp32).
+SHARE_TOLERANCE = {torch.float32: 1e-2, torch.bfloat16: 5e-2, torch.float16: 2e-2}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The format of the prompt's forward pass and of the decoding forwards."""
+
+    prefill: str = "fp32"
+    decode: str = "fp32"
+
+    def __str__(self) -> str:
+        return self.prefill if self.prefill == self.decode else f"{self.prefill}/{self.decode}"
+
+    @property
+    def decode_dtype(self) -> torch.dtype:
+        """The dtype of the decoding activations (int8 weights compute in fp32)."""
+        return DTYPES.get(self.decode, torch.float32)
+
+
+def auto_precision(bf16: bool | None = None, int8: bool | None = None) -> Precision:
+    """The fastest precision for this CPU (or for one with ``bf16`` and ``int8`` as given).
+
+    bf16 prefill where the CPU has native bf16; int8 decoding where torch's int8 kernel
+    is vectorized, else fp32 decoding. Decoding never picks bf16 by itself: its logits
+    drift from fp32 far more than int8 weights make them (``"bf16"`` asks for it).
+    """
+    bf16 = cpu.native_bf16() if bf16 is None else bf16
+    int8 = cpu.fast_int8() if int8 is None else int8
+    return Precision("bf16" if bf16 else "fp32", "int8" if int8 else "fp32")
+
+
+def parse_precision(precision: str) -> Precision:
+    """``"auto"``, ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` as a :class:`Precision`."""
+    if not isinstance(precision, str):
+        raise ValueError(f"precision must be a string, got {type(precision).__name__}")
+    if precision == "auto":
+        return auto_precision()
+    prefill, _, decode = precision.partition("/")
+    decode = decode or prefill
+    if prefill not in PREFILL_FORMATS or decode not in DECODE_FORMATS:
+        raise ValueError(
+            f"precision must be 'auto', 'fp32', 'bf16' or 'PREFILL/DECODE' with PREFILL one "
+            f"of {', '.join(PREFILL_FORMATS)} and DECODE one of {', '.join(DECODE_FORMATS)} "
+            f"(such as 'bf16/int8'); got {precision!r}")
+    return Precision(prefill, decode)
+
+
+class Int8Linear(torch.nn.Module):
+    """A linear layer with int8 weights, one fp32 scale per output row."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
+        self.register_buffer("scale", scale)
+        bias = linear.bias
+        self.register_buffer("bias", None if bias is None else bias.detach().float())
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()
+        out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def _to_int8(model: torch.nn.Module) -> None:
+    """Replace every linear layer of ``model`` by an :class:`Int8Linear`, in place."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Linear:
+                setattr(parent, name, Int8Linear(child))
+
+
+def _cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast the parameters (not the buffers: rotary frequencies stay fp32), in place."""
+    for parameter in model.parameters():
+        parameter.data = parameter.data.to(dtype)
+
+
+def prepare(model: torch.nn.Module, precision: Precision):
+    """The models for the prompt and for decoding, from an fp32 CPU ``model``.
+
+    ``model`` itself becomes the decoding model; the prompt's model is a bf16 copy
+    when the two formats differ (about half the fp32 model's memory more).
+    """
+    prefill = model
+    if precision.prefill != precision.decode:
+        prefill = copy.deepcopy(model)
+        _cast_parameters(prefill, DTYPES[precision.prefill])
+    if precision.decode == "int8":
+        if not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+            raise ValueError(f"precision {str(precision)!r} needs torch's int8 kernel "
+                             "(torch 2.3 or newer); use 'fp32' or 'bf16'")
+        _to_int8(model)
+    elif precision.decode != "fp32":
+        _cast_parameters(model, DTYPES[precision.decode])
+    return prefill.eval(), model.eval()
+
+
+def cast_cache(cache, dtype: torch.dtype) -> None:
+    """Bring a key/value cache to ``dtype``, in place (after a prefill in another format)."""
+    if hasattr(cache, "layers"):
+        for layer in cache.layers:
+            if layer.keys is not None and layer.keys.dtype != dtype:
+                layer.keys, layer.values = layer.keys.to(dtype), layer.values.to(dtype)
+    else:  # transformers before 4.54
+        cache.key_cache = [k.to(dtype) for k in cache.key_cache]
+        cache.value_cache = [v.to(dtype) for v in cache.value_cache]

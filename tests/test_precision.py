@@ -1,0 +1,165 @@
+"""Number formats per phase and the thread count per step: the CPU's capabilities, the
+choice made at load, the int8 layer's numerics, and the replies in every format."""
+
+import multiprocessing
+import time
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from llm_optimizer import load_model, make_dataset, optimize
+from llm_optimizer.models import cpu
+from llm_optimizer.models.precision import (
+    Int8Linear,
+    Precision,
+    auto_precision,
+    cast_cache,
+    parse_precision,
+)
+
+XEON = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+EPYC = "processor\t: 0\nflags\t\t: fpu sse avx2 fma f16c\n"
+GRAVITON = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "bf16"), [(XEON, True), (EPYC, False), (GRAVITON, True),
+                                                ("", False)])
+def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, bf16):
+    assert cpu.native_bf16(cpu.cpu_flags(cpuinfo)) is bf16
+
+
+def test_int8_kernel_is_fast_only_where_torch_vectorizes_it():
+    assert cpu.fast_int8("AVX512") is True
+    assert cpu.fast_int8("AVX2") is False and cpu.fast_int8("DEFAULT") is False
+
+
+@pytest.mark.parametrize(("bf16", "int8", "expected"), [
+    (True, True, "bf16/int8"), (True, False, "bf16/fp32"), (False, True, "fp32/int8"),
+    (False, False, "fp32")])
+def test_auto_picks_bf16_prompt_and_int8_decoding_where_they_are_fast(bf16, int8, expected):
+    assert str(auto_precision(bf16=bf16, int8=int8)) == expected
+
+
+def test_precision_names_parse_and_print_back():
+    assert parse_precision("fp32") == Precision("fp32", "fp32")
+    assert parse_precision("bf16") == Precision("bf16", "bf16")
+    assert str(parse_precision("bf16/int8")) == "bf16/int8"
+    assert parse_precision("fp32/fp32") == Precision()
+    assert parse_precision("auto") == auto_precision()
+
+
+@pytest.mark.parametrize("bad", ["int8", "fp16", "bf16/int4", "", "FP32", 32])
+def test_a_bad_precision_says_what_is_allowed(bad):
+    with pytest.raises(ValueError, match="precision must be"):
+        parse_precision(bad)
+
+
+def test_int8_linear_is_within_int8_rounding_of_the_fp32_layer():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    layer = Int8Linear(linear)
+    x = torch.randn(3, 5, 64)
+    exact = linear(x)
+    assert layer.weight.dtype == torch.int8 and layer(x).shape == exact.shape
+    # Per-row scales: each weight is off by at most half a step, max|row| / 254.
+    assert (layer(x) - exact).abs().max() < 0.02 * exact.abs().max()
+    assert (layer(x) - exact).abs().max() > 0  # it really is another layer
+
+
+def test_a_prefill_cache_is_brought_to_the_decoding_format():
+    cache = DynamicCache()
+    cache.update(torch.ones(1, 2, 3, 4, dtype=torch.bfloat16),
+                 torch.ones(1, 2, 3, 4, dtype=torch.bfloat16), 0)
+    cast_cache(cache, torch.float32)
+    assert cache.layers[0].keys.dtype == cache.layers[0].values.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("cores", "others", "threads"), [
+    (2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 2.0, 1), (2, 7.5, 1), (4, 1.0, 3),
+    (2, None, 2)])
+def test_threads_are_the_cores_others_leave_free(cores, others, threads):
+    assert cpu.threads_for(cores, others) == threads
+
+
+def test_busy_cores_of_others_come_from_proc_stat_minus_our_own_time():
+    stat = ("cpu  900 0 0 0 0 0 0 0\ncpu0 100 0 50 1000 0 0 0 0\n"
+            "cpu1 100 0 50 1000 0 0 0 10\ncpu2 999 0 0 0 0 0 0 0\n")
+    before = cpu.read_cpu(stat, cores={0, 1})
+    later = stat.replace("cpu0 100", "cpu0 250").replace("cpu1 100", "cpu1 200")
+    after = cpu.read_cpu(later, cores={0, 1})
+    assert after.busy - before.busy == pytest.approx(2.5)  # cpu2 is not ours
+    moved = cpu.Reading(before.wall + 2.0, after.busy, before.own + 1.0)
+    assert cpu.others_busy(before, moved) == pytest.approx((2.5 - 1.0) / 2.0)
+    assert cpu.others_busy(cpu.Reading(0, None, 0), moved) is None
+
+
+def _spin():
+    while True:
+        pass
+
+
+def test_a_step_on_a_busy_machine_runs_on_one_thread_and_restores_the_count():
+    cores = cpu.usable_cores()
+    if cores < 2 or torch.get_num_threads() < 2:
+        pytest.skip("one core: there is no thread count to choose")
+    policy = cpu.ThreadPolicy()
+    loops = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(cores)]
+    for p in loops:
+        p.start()
+    try:
+        time.sleep(0.5)
+        before = torch.get_num_threads()
+        with policy.step() as threads:
+            assert threads == torch.get_num_threads() == 1 and policy.others > cores - 1
+        assert torch.get_num_threads() == before
+    finally:
+        for p in loops:
+            p.terminate()
+            p.join()
+    fixed = cpu.ThreadPolicy(adaptive=False)
+    with fixed.step() as threads:
+        assert threads == before and fixed.others is None
+
+
+PRECISIONS = ["fp32", "bf16", "bf16/fp32", "fp32/int8", "bf16/int8"]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_samples_repeatably_and_shares_the_prompt(tiny_model_dir, precision):
+    llm = load_model(str(tiny_model_dir), precision=precision)
+    assert f"precision='{precision}'" in repr(llm) and str(llm.precision) == precision
+    prompt = "Propose a pair [w, b]."
+    a = llm.generate(prompt, n=4, max_new_tokens=6, seed=3)
+    assert a == llm.generate(prompt, n=4, max_new_tokens=6, seed=3)
+    assert llm._can_share(20)
+    shared = llm.generate(prompt, n=3, max_new_tokens=6, do_sample=False)
+    llm._shares_prefix = False
+    assert llm.generate(prompt, n=3, max_new_tokens=6, do_sample=False) == shared
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_greedy_equals_plain_generate_in_one_format(tiny_model_dir, precision):
+    llm = load_model(str(tiny_model_dir), precision=precision)
+    prompt = "Propose a pair [w, b]."
+    ids = llm.encode(prompt)
+    out = llm.model.generate(ids, do_sample=False, max_new_tokens=8,
+                             pad_token_id=llm.tokenizer.eos_token_id)
+    plain = llm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert plain.startswith(llm.generate(prompt, n=2, max_new_tokens=8, do_sample=False)[0])
+
+
+@pytest.mark.model
+def test_the_precision_is_saved_with_a_run(tiny_model_dir, tmp_path):
+    llm = load_model(str(tiny_model_dir), precision="fp32/int8")
+    run = optimize(make_dataset("article"), llm, steps=1, proposals_per_step=2,
+                   out_dir=tmp_path / "run")
+    assert run.settings["precision"] == "fp32/int8"
+    assert '"precision": "fp32/int8"' in (tmp_path / "run" / "settings.json").read_text()
+
+
+def test_a_bad_precision_fails_before_the_weights_load():
+    with pytest.raises(ValueError, match="precision must be"):
+        load_model("smollm2", precision="int3")
