@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-seed", type=int, default=None,
                      help="seed for the data's noise; default: 0")
     run.add_argument("--out", type=Path, required=True,
-                     help="a new or empty folder for history.csv, settings.json, steps.jsonl "
-                     "and run.png")
+                     help="a new or empty folder for history.csv, settings.json, steps.jsonl, "
+                     "run.png and run.gif (the run step by step)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run saved in --out up to --steps; flags given must "
                      "match the saved run's")
@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from .animation import animate_run, gif_bytes
     from .plots import plot_run
 
     saved = Run.load(args.out).settings if args.resume else {}
@@ -168,8 +169,12 @@ def _run(args: argparse.Namespace) -> int:
     picture = io.BytesIO()
     figure.savefig(picture, format="png", dpi=110)
     write_atomic(args.out / "run.png", picture.getvalue())
+    written = "history.csv, settings.json, steps.jsonl, run.png"
+    if run.steps_done >= 1:  # the film of the run: a frame per step
+        write_atomic(args.out / "run.gif", gif_bytes(animate_run(run, dataset)))
+        written += ", run.gif"
     print(run.summary())
-    print(f"wrote {args.out}/: history.csv, settings.json, steps.jsonl, run.png")
+    print(f"wrote {args.out}/: {written}")
     if run.stop_reason.startswith("model error"):
         print("the run stopped early; continue it with the same command and --resume",
               file=sys.stderr)

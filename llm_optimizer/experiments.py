@@ -12,6 +12,7 @@ import pandas as pd
 from .baselines import gradient_descent, hill_climb, random_search
 from .data import Dataset
 from .loop import optimize
+from .notebook import dashed
 from .prompt import shown_pairs
 from .regression import loss_function
 from .run import Run
@@ -219,7 +220,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "best loss, median": grouped["best_loss"].median(),
         **_target_columns(grouped),
     }).reset_index()
-    return _dashed(summary)
+    return dashed(summary)
 
 
 def _losses(run: Run) -> np.ndarray:
@@ -244,7 +245,7 @@ def sweep_table(sweep: pd.DataFrame) -> pd.DataFrame:
         "parsed proposals": grouped["parsed"].sum(),
         "outlier share, mean": grouped["outlier_share"].mean(),
     }).reset_index()
-    return _dashed(table)
+    return dashed(table)
 
 
 def ranking(table: pd.DataFrame) -> pd.DataFrame:
@@ -258,7 +259,7 @@ def ranking(table: pd.DataFrame) -> pd.DataFrame:
         **_target_columns(grouped),
     }).reset_index()
     summary = summary.sort_values([*keys[:-1], "best loss, median"], kind="stable")
-    return _dashed(summary.reset_index(drop=True))
+    return dashed(summary.reset_index(drop=True))
 
 
 def _per_preset(table: pd.DataFrame, column: str):
@@ -276,8 +277,3 @@ def _target_columns(grouped) -> dict[str, pd.Series]:
             lambda s: f"{s.notna().sum()}/{len(s)}"),
         "evaluations to target, median": median.astype(object).where(median.notna(), "never"),
     }
-
-
-def _dashed(table: pd.DataFrame, missing: str = "\u2014") -> pd.DataFrame:
-    """``table`` with its missing numbers written as ``missing`` instead of NaN."""
-    return table.astype(object).where(table.notna(), missing)

@@ -1,5 +1,5 @@
-"""What a notebook calls: the set-up cell's report, quick mode for CI, and the switch to
-a served model."""
+"""What a notebook calls: the set-up cell's report and figure style, quick mode for CI,
+tables that show a missing number as a dash, and the switch to a served model."""
 
 from __future__ import annotations
 
@@ -27,8 +27,24 @@ def pick(full, quick_value):
     return quick_value if quick() else full
 
 
+def dashed(table, missing: str = "\u2014"):
+    """``table`` (a DataFrame) with its missing values written as ``missing``, for showing:
+    a reply without a pair has no w, b or loss. Every column becomes one of objects, so no
+    column of numbers is asked to hold text."""
+    return table.astype(object).where(table.notna(), missing)
+
+
 def setup() -> dict[str, str]:
-    """Print the versions this notebook runs on and what hardware it has; return them."""
+    """Print the versions this notebook runs on and what hardware it has; return them.
+
+    Figures drawn after it have type sized for a projector and a layout that keeps labels
+    from overlapping.
+    """
+    import matplotlib
+
+    from .plots import STYLE
+
+    matplotlib.rcParams.update({**STYLE, "figure.constrained_layout.use": True})
     info = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

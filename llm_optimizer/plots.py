@@ -1,14 +1,35 @@
-"""Pictures of the data, the loss landscape and a run."""
+"""Pictures of the data, the loss landscape and a run, sized to be read on a projector."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.ticker import MaxNLocator
 
 from .data import Dataset
-from .regression import closed_form, mse
+from .regression import closed_form, loss_function, mse
+
+# Type large enough to read from the back of a room: a figure about 13 inches wide fills
+# a notebook's page (72 pixels an inch) without being shrunk, and its 13-point text
+# stays as large there as the page's own.
+STYLE = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13,
+         "legend.fontsize": 11, "xtick.labelsize": 11, "ytick.labelsize": 11,
+         "figure.titlesize": 14}
+RUN_SIZE = (14, 6)
+# A median or mean of fewer runs than this is not drawn: every run is shown instead.
+MIN_RUNS = 3
+
+
+@contextmanager
+def legible() -> Iterator[None]:
+    """Draw inside this block with :data:`STYLE`'s type sizes."""
+    with plt.rc_context(STYLE):
+        yield
 
 
 def line_label(w: float, b: float) -> str:
@@ -42,11 +63,12 @@ def landscape(dataset: Dataset, *, extent: tuple[float, float, float, float] | N
 
 def plot_landscape(ax, dataset: Dataset, *, extent=None, loss=mse, levels: int = 20,
                    cmap: str = "viridis", colorbar: bool = True, star: str = "red"):
-    """Contours of the (log) loss over (w, b), with the least-squares answer marked."""
+    """Contours of the (log) loss over (w, b), with the least-squares answer marked and
+    a colour scale labelled with the loss's name."""
     W, B, L = landscape(dataset, extent=extent, loss=loss)
     contour = ax.contourf(W, B, np.log10(L), levels=levels, cmap=cmap)
     if colorbar:
-        ax.figure.colorbar(contour, ax=ax, label="log10 loss")
+        ax.figure.colorbar(contour, ax=ax, label=f"log10 {loss.__name__.upper()}")
     w, b = closed_form(dataset.x, dataset.y)
     ax.plot(w, b, marker="*", markerfacecolor=star, markeredgecolor="black", markersize=16,
             linestyle="none", label="least squares", zorder=5)
@@ -60,6 +82,7 @@ def plot_path(ax, frame: pd.DataFrame, *, label: str = "path", **style):
 
     On axes that already show something (a landscape), the view stays as it was: a path
     that leaves it is cut at the edge, and the title says how many points lie outside.
+    Set the axes' title first: the count is added under it.
     """
     keep = ax.has_data()
     x0, x1 = ax.get_xlim()
@@ -69,8 +92,9 @@ def plot_path(ax, frame: pd.DataFrame, *, label: str = "path", **style):
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         inside = frame["w"].between(x0, x1) & frame["b"].between(y0, y1)
-        if not inside.all():
-            ax.set_title(f"{int((~inside).sum())} of {len(frame)} points outside this view")
+        if not inside.all():  # added under the title the axes have, if any
+            note = f"{int((~inside).sum())} of {len(frame)} points outside this view"
+            ax.set_title(f"{ax.get_title()}\n({note})" if ax.get_title() else note)
     ax.legend(fontsize="small")
     return ax
 
@@ -86,51 +110,90 @@ def finite_proposals(history: pd.DataFrame) -> pd.DataFrame:
     return history[history["parsed"] & np.isfinite(history["loss"].astype(float))]
 
 
+def outside(points: pd.DataFrame, ax) -> int:
+    """How many of ``points`` (columns w, b) lie outside the axes' current view."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    return int((~(points["w"].between(x0, x1) & points["b"].between(y0, y1))).sum())
+
+
 def plot_proposals(ax, history: pd.DataFrame, *, colorbar: bool = True,
-                   title: str = "proposals"):
+                   title: str = "proposals", steps: int | None = None):
     """Scatter every scored proposal on the (w, b) plane, coloured by step.
 
     Points outside the axes' current limits are left out of view, not dropped:
-    the count is written in the title.
+    the count is written in the title. The colour scale runs from step 0 to ``steps``
+    (default: the last step in ``history``), so one step alone still gets a sensible one.
     """
     ok = finite_proposals(history)
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
-    inside = ok["w"].between(x0, x1) & ok["b"].between(y0, y1)
-    points = ax.scatter(ok["w"], ok["b"], c=ok["step"], cmap=STEP_COLOURS, s=18,
-                        edgecolors="black", linewidths=0.3, zorder=3, label="proposals")
+    last = steps if steps is not None else int(history["step"].max() if len(history) else 1)
+    points = ax.scatter(ok["w"], ok["b"], c=ok["step"], cmap=STEP_COLOURS, s=22,
+                        norm=Normalize(0, max(last, 1)), edgecolors="black", linewidths=0.3,
+                        zorder=3, label="proposals")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     if colorbar:
-        ax.figure.colorbar(points, ax=ax, label="step of the proposal")
-    outside = int((~inside).sum())
-    ax.set_title(f"{title} ({outside} outside this view)" if outside else title)
+        bar = ax.figure.colorbar(points, ax=ax, label="step of the proposal")
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
+    missing = outside(ok, ax)
+    ax.set_title(f"{title}\n({missing} outside this view)" if missing else title)
     return ax
 
 
-def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals"):
-    """Loss of every proposal (log scale, outliers included) and the best so far."""
-    ok = finite_proposals(history)
-    evaluation = np.arange(1, len(ok) + 1)
-    loss = ok["loss"].astype(float).clip(lower=1e-12)
-    ax.scatter(evaluation, loss, s=10, alpha=0.5, label=label)
-    ax.plot(evaluation, np.minimum.accumulate(loss), color="black", label="best so far")
+def plot_loss(ax, history: pd.DataFrame, *, label: str = "proposals",
+              floor: float | None = None, loss_name: str = "loss"):
+    """Loss of every reply with a pair (log scale, outliers included), the best so far,
+    the replies with no pair as ticks along the bottom, and ``floor`` (the least-squares
+    loss, the best possible) as a dashed line.
+
+    The x axis counts every reply, so the view does not collapse when few replies parsed.
+    """
+    evaluation = np.arange(1, len(history) + 1)
+    scored = history["parsed"].to_numpy(bool) & np.isfinite(history["loss"].astype(float))
+    loss = history["loss"].astype(float)[scored].clip(lower=1e-12)
+    ax.scatter(evaluation[scored], loss, s=14, alpha=0.6, label=label)
+    if scored.any():
+        ax.step(evaluation[scored], np.minimum.accumulate(loss), where="post", color="black",
+                label="best so far")
+    failed = evaluation[~history["parsed"].to_numpy(bool)]
+    if len(failed):
+        ax.plot(failed, np.full(len(failed), 0.03), "|", color="crimson", markersize=9,
+                transform=ax.get_xaxis_transform(), label="no pair")
+    if floor is not None:
+        ax.axhline(floor, color="seagreen", linestyle="--",
+                   label=f"best possible: {floor:.3g}")
     ax.set_yscale("log")
-    ax.set_xlabel("evaluation")
-    ax.set_ylabel("loss")
+    ax.set_xlim(0, max(len(history), 1) + 1)
+    ax.set_xlabel("evaluation (every reply counts)")
+    ax.set_ylabel(f"{loss_name} (log scale)")
     ax.legend(fontsize="small")
     return ax
 
 
-def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9,
-            include: pd.DataFrame | None = None):
+def fenced(values: pd.Series) -> list[float]:
+    """The smallest and largest of ``values`` inside Tukey's outer fences (3 interquartile
+    ranges beyond the quartiles): the range of the bulk, far outliers left out."""
+    values = values.astype(float).dropna()
+    if not len(values):
+        return []
+    q1, q3 = values.quantile([0.25, 0.75])
+    bulk = values[values.between(q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1))]
+    return [bulk.min(), bulk.max()]
+
+
+def view_of(points: pd.DataFrame, dataset: Dataset, *, include: pd.DataFrame | None = None):
     """An extent (w0, w1, b0, b1) holding the least-squares answer, every row of
-    ``include`` (the starts and the best pair, say) and the central ``share`` of
-    ``points``, so that a few far outliers do not shrink the picture."""
+    ``include`` (the starts and the best pair, say) and the bulk of ``points`` (see
+    :func:`fenced`), so that a few far outliers do not squash the picture.
+
+    Each side is padded by at least 1, so one point alone, or none, still gets a view
+    of the landscape around the answer.
+    """
     w, b = closed_form(dataset.x, dataset.y)
-    tail = (1 - share) / 2
-    ws = [w, *points["w"].quantile([tail, 1 - tail]).dropna()]
-    bs = [b, *points["b"].quantile([tail, 1 - tail]).dropna()]
+    ws, bs = [w, *fenced(points["w"])], [b, *fenced(points["b"])]
     if include is not None:
         ws += list(include["w"])
         bs += list(include["b"])
@@ -139,43 +202,99 @@ def view_of(points: pd.DataFrame, dataset: Dataset, *, share: float = 0.9,
     return (min(ws) - pad_w, max(ws) + pad_w, min(bs) - pad_b, max(bs) + pad_b)
 
 
+def run_view(run, dataset: Dataset):
+    """The landscape's extent for ``run``: its starts, its best pair, the answer and the
+    bulk of its proposals (what :func:`plot_run` and the animation show)."""
+    scored = finite_proposals(run.history)
+    marked = pd.concat([scored[scored["step"] == 0], scored.nsmallest(1, "loss")])
+    return view_of(scored, dataset, include=marked)
+
+
+def most_repeated(history: pd.DataFrame) -> tuple[float, float, int] | None:
+    """The pair proposed most often after the start, and how often; None below 3 times."""
+    proposed = finite_proposals(history[history["step"] > 0])
+    if not len(proposed):
+        return None
+    counts = proposed.groupby(["w", "b"]).size()
+    (w, b), count = counts.idxmax(), int(counts.max())
+    return (float(w), float(b), count) if count >= 3 else None
+
+
+def _suptitle(run) -> str:
+    settings = run.settings
+    return (f"{settings['model']} · {settings.get('dataset', 'custom')} data · "
+            f"{run.steps_done} step{'s' * (run.steps_done != 1)} of "
+            f"{settings['proposals_per_step']} proposals at "
+            f"temperature {settings['temperature']:g}")
+
+
 def plot_run(run, dataset: Dataset, *, figure=None):
-    """Three panels: data with the best line, loss per evaluation, proposals on the landscape.
+    """Three titled panels: the data with the best line and the least-squares line; the
+    loss of every reply against the best possible; the proposals on the loss landscape.
 
     Draws on ``figure`` if given (a ``matplotlib.figure.Figure`` is safe to draw
-    from a background thread), else on a new pyplot figure.
+    from a background thread), else on a new pyplot figure of :data:`RUN_SIZE`.
     """
-    fig = figure if figure is not None else plt.figure(figsize=(16, 4.5))
-    axes = fig.subplots(1, 3)
-    history = run.history
-    scored = finite_proposals(history)
-    least_squares = closed_form(dataset.x, dataset.y)
+    with legible():
+        fig = figure if figure is not None else plt.figure(figsize=RUN_SIZE)
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(1, 3)
+        fig.suptitle(_suptitle(run))
+        history = run.history
+        scored = finite_proposals(history)
+        loss = loss_function(run.settings.get("loss", "mse"))
+        least_squares = closed_form(dataset.x, dataset.y)
+        floor = float(loss(*least_squares, dataset.x, dataset.y))
+        name = loss.__name__.upper()
+        _data_panel(axes[0], dataset, scored, least_squares, name)
+        plot_loss(axes[1], history, floor=floor, loss_name=name)
+        replies = int((history["step"] > 0).sum())
+        axes[1].set_title(f"{name} of each proposal\n"
+                          f"{run.n_failed} of {replies} replies had no pair")
+        _landscape_panel(axes[2], run, dataset, scored, loss)
+        # The keys go under the panels, where they hide nothing drawn.
+        for ax, ncols in zip(axes, (1, 2, 2), strict=True):
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=ncols,
+                      fontsize="small", frameon=False, columnspacing=1, handletextpad=0.4)
+        for ax in fig.axes:
+            ax.tick_params(labelsize=STYLE["xtick.labelsize"])
+    return fig
+
+
+def _data_panel(ax, dataset, scored, least_squares, name) -> None:
     lines = {"least squares": least_squares}
     if len(scored):
         best = scored.loc[scored["loss"].astype(float).idxmin()]
         lines = {"best found": (best.w, best.b), **lines}
-        axes[0].set_title(f"{run.settings['model']}: best loss {best.loss:.3g}")
+        found = "still the start: " if best.step == 0 else ""
+        ax.set_title(f"the data and the best line found\n({found}{name} {best.loss:.3g})")
     else:
-        axes[0].set_title(f"{run.settings['model']}: no proposal had a finite loss")
-    plot_data(axes[0], dataset, lines)
-    plot_loss(axes[1], history)
-    replies = int((history["step"] > 0).sum())
-    axes[1].set_title(f"{run.n_failed} of {replies} replies had no pair")
+        ax.set_title("the data\n(no proposal had a finite loss)")
+    plot_data(ax, dataset, lines)
+
+
+def _landscape_panel(ax, run, dataset, scored, loss) -> None:
+    plot_landscape(ax, dataset, extent=run_view(run, dataset), loss=loss,
+                   cmap=LANDSCAPE_GREYS, star="white")
+    history = run.history
+    title = "proposals on the loss landscape"
+    repeated = most_repeated(history)
+    if repeated is not None:
+        w, b, count = repeated
+        ax.plot(w, b, marker="o", markersize=20, markerfacecolor="none", markeredgewidth=2,
+                markeredgecolor="crimson", linestyle="none", zorder=6,
+                label=f"proposed {count}×")
+    proposed = history[history["step"] > 0]
+    if not len(finite_proposals(proposed)):
+        title += "\n(no proposal had a pair and a finite loss)"
+    plot_proposals(ax, proposed, title=title, steps=run.steps_done)
     starts = scored[scored["step"] == 0]
-    marked = pd.concat([starts, scored.nsmallest(1, "loss")])
-    plot_landscape(axes[2], dataset, extent=view_of(scored, dataset, include=marked),
-                   cmap=LANDSCAPE_GREYS, colorbar=False, star="white")
-    plot_proposals(axes[2], history[history["step"] > 0], title="proposals on the loss landscape")
-    ax = axes[2]
     ax.plot(starts["w"], starts["b"], marker="X", markersize=11, markerfacecolor="limegreen",
             markeredgecolor="black", linestyle="none", label="start", zorder=6)
     if len(scored):
+        best = scored.loc[scored["loss"].astype(float).idxmin()]
         ax.plot(best.w, best.b, marker="*", markersize=18, markerfacecolor="cyan",
                 markeredgecolor="black", linestyle="none", label="best found", zorder=7)
-    ax.legend(fontsize="small", loc="best", framealpha=0.9)
-    ax.set_xlabel("w (darker grey: higher loss)")
-    fig.tight_layout()
-    return fig
 
 
 def plot_best_so_far(ax, traces: dict[str, list], *, loss_name: str = "MSE"):
@@ -214,7 +333,8 @@ def plot_steps_to_optimum(ax, published: pd.DataFrame, here: dict[str, list], *,
         else:
             ax.barh(y, mean, xerr=std, color="C1" if label.endswith("(here)") else "C0")
         if note:
-            ax.annotate(note, (mean or budget, y), xytext=(6, -4), textcoords="offset points")
+            at = budget if mean is None else mean + std  # right of the bar and its error
+            ax.annotate(note, (at, y), xytext=(6, -4), textcoords="offset points")
     ax.set_yticks(range(len(rows)), [label for label, *_ in reversed(rows)])
     ax.set(xlabel="steps of 8 proposals to propose the true (w, b) exactly")
     return ax

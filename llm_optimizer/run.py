@@ -77,13 +77,18 @@ class Run:
         return int((h["parsed"] & ~np.isfinite(h["loss"].astype(float))).sum())
 
     def summary(self) -> str:
-        """One paragraph: steps, replies parsed, time per step, best pair, why it stopped."""
+        """One paragraph: steps, replies parsed, time per step, best pair, the best possible
+        (least-squares) loss when the settings hold it, why it stopped."""
         best = self.best
         replies = int((self.history["step"] > 0).sum())
         seconds = [r["seconds"] for r in self.records if "seconds" in r]
         timing = f", {np.mean(seconds):.2f} s per step" if seconds else ""
         found = ("no proposal had a finite loss" if best is None
                  else f"best w={best.w:g}, b={best.b:g}, loss={best.loss:.4g}")
+        exact = self.settings.get("least_squares")
+        if exact is not None:
+            found += (f"; best possible loss={exact['loss']:.4g} (least squares "
+                      f"w={exact['w']:.3g}, b={exact['b']:.3g})")
         fallback = self.settings.get("reply_format_fallback")
         return (
             f"{self.steps_done} steps, {replies} replies, {replies - self.n_failed} parsed "

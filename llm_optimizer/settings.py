@@ -14,6 +14,7 @@ from . import _checks
 from .data import Dataset
 from .grammar import check_format, reply_tokens
 from .models.base import TEMPERATURE_RANGE
+from .regression import closed_form, loss_function
 from .stopping import RULES, AtOptimum, LastKBelow, rule_from_dict, rule_to_dict
 
 # What defines a run: a resume must match all of these (``steps`` may grow).
@@ -204,7 +205,14 @@ def settings_for(dataset: Dataset, model, steps: int, given: dict[str, Any],
     base_url = getattr(model, "base_url", None)
     if isinstance(base_url, str):  # where a served model answered, without credentials
         settings["base_url"] = base_url
+    settings["least_squares"] = least_squares(dataset, settings["loss"])
     return settings
+
+
+def least_squares(dataset: Dataset, loss: str) -> dict[str, float]:
+    """The exact answer on ``dataset`` and its ``loss``: the best loss any run can reach."""
+    w, b = closed_form(dataset.x, dataset.y)
+    return {"w": w, "b": b, "loss": float(loss_function(loss)(w, b, dataset.x, dataset.y))}
 
 
 def _default_reply_tokens(model, dataset: Dataset, given: dict[str, Any]) -> int | None:

@@ -165,10 +165,10 @@ def render_png(run: Run, dataset: Dataset) -> bytes:
     """The run's three-panel figure as PNG bytes."""
     from matplotlib.figure import Figure
 
-    from .plots import plot_run
+    from .plots import RUN_SIZE, plot_run
 
     with matplotlib.rc_context({"figure.max_open_warning": 0}):
-        figure = plot_run(run, dataset, figure=Figure(figsize=(15, 4.2)))
+        figure = plot_run(run, dataset, figure=Figure(figsize=RUN_SIZE))
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=72)
     return buffer.getvalue()

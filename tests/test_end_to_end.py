@@ -68,8 +68,10 @@ def test_cli_run_writes_the_record_and_the_plot(tmp_path):
     assert "optimizing" in done.stderr and "best=" in done.stderr  # the progress bar
     assert "stopped:" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv", "run.lock", "run.png", "settings.json", "steps.jsonl"]
+        "history.csv", "run.gif", "run.lock", "run.png", "settings.json", "steps.jsonl"]
     assert (out / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "run.gif").read_bytes()[:6] == b"GIF89a"  # the run, a frame per step
+    assert "run.png, run.gif" in done.stdout and "best possible loss=0.6804" in done.stdout
     settings = json.loads((out / "settings.json").read_text())
     assert settings["proposals_per_step"] == 4 and settings["temperature"] == 0.8
     assert settings["dataset"] == "article" and settings["data_seed"] == 0

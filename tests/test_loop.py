@@ -3,7 +3,16 @@ import json
 import numpy as np
 import pytest
 
-from llm_optimizer import AtOptimum, LastKBelow, Run, TargetLoss, make_dataset, optimize
+from llm_optimizer import (
+    AtOptimum,
+    LastKBelow,
+    Run,
+    TargetLoss,
+    closed_form,
+    make_dataset,
+    mse,
+    optimize,
+)
 from llm_optimizer.settings import resolve_settings
 
 
@@ -219,7 +228,10 @@ def test_a_run_with_no_finite_loss_still_summarises_and_plots(article, tmp_path,
     run = optimize(article, Absurd(), steps=2, proposals_per_step=2, init=[(1e300, 0)],
                    stop=[TargetLoss(1.0)], progress=True, out_dir=tmp_path)
     assert run.stop_reason == "step limit" and run.best is None and run.n_nonfinite == 3
-    assert "no proposal had a finite loss; stopped: step limit" in run.summary()
+    floor = mse(*closed_form(article.x, article.y), article.x, article.y)
+    assert (f"no proposal had a finite loss; best possible loss={floor:.4g} (least squares "
+            "w=3.05, b=-0.385); stopped: step limit") in run.summary()
+    assert Run.load(tmp_path).settings["least_squares"]["loss"] == pytest.approx(floor)
     assert "best=none" in capsys.readouterr().err  # the progress bar
     figure = plot_run(Run.load(tmp_path), article)
     assert "no proposal had a finite loss" in figure.axes[0].get_title()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.sync_notebooks import LESSONS, badge_table, sync_badges
+from tools.sync_notebooks import NOTEBOOKS, badge_table, sync_badges
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +15,7 @@ def repo(tmp_path):
     """A copy of what the helper reads and writes, with the badge table out of date."""
     copy = tmp_path / "repo"
     (copy / "notebooks").mkdir(parents=True)
-    for name in LESSONS:
+    for name in NOTEBOOKS:
         shutil.copy(ROOT / "notebooks" / name, copy / "notebooks" / name)
     shutil.copy(ROOT / "README.md", copy / "README.md")
     return copy

@@ -32,6 +32,10 @@ LESSONS = {
     "mimic, random search, hill climbing and gradient descent, the paper's set-up beside "
     "published runs of large models, and replies forced into a pair by a grammar",
 }
+# Worked answers to every lecture's exercises: badged and synced like a lecture, listed apart.
+SOLUTIONS = "solutions.ipynb"
+NOTEBOOKS = [*LESSONS, SOLUTIONS]
+ANSWERS = "a worked answer to every exercise of the four lectures"
 README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +56,7 @@ def badge_table() -> str:
              "| notebook | open | what it teaches |", "|---|---|---|"]
     for name, lesson in LESSONS.items():
         lines.append(f"| [{name}](notebooks/{name}) | {badge(name)} | {lesson} |")
+    lines.append(f"| [{SOLUTIONS}](notebooks/{SOLUTIONS}) | {badge(SOLUTIONS)} | {ANSWERS} |")
     return "\n".join(lines) + "\n"
 
 
@@ -75,14 +80,19 @@ def readme_section() -> str:
 |---|---|---|
 {rows}
 
+Solutions: [{SOLUTIONS}](notebooks/{SOLUTIONS}) {badge(SOLUTIONS)}, {ANSWERS}.
+
 The same links, one per line, are in [colab_badge.md](colab_badge.md).
 
 ![An optimization run](docs/images/demo_run.png)
 
 *One offline run of `make demo`: SmolLM2-135M-Instruct (the bundled model, on a CPU),
 the article's data, 30 steps of 8 proposals at temperature 0.8. Left, the best line found
-against the least-squares line; middle, the loss of every proposal (log scale); right, the
-proposals on the loss landscape.*
+against the least-squares line; middle, the loss of every proposal (log scale) against the
+best possible, with a tick for each reply that held no pair; right, the proposals on the
+loss landscape, the most repeated pair ringed. Drawn from the run saved in `docs/demo_run/`
+by `python -m tools.readme_picture`, which redraws this picture and the animation above
+whenever the plotting code changes (a test checks).*
 {README_END}"""
 
 
@@ -90,7 +100,7 @@ def sync_badges(root: Path) -> list[Path]:
     """Rewrite each notebook's badge cell and install line, colab_badge.md and the
     notebooks section of README.md."""
     changed = []
-    for name in LESSONS:
+    for name in NOTEBOOKS:
         path = root / "notebooks" / name
         book = json.loads(path.read_text())
         first = book["cells"][0]
