@@ -1,13 +1,18 @@
 # make demo: set up .venv and run the offline optimization on the bundled model.
-# make test: set up .venv and run the linter and the whole test suite.
+# make test: set up .venv, run the linter and every test but the Colab emulation's.
+# make test-all: the same with the Colab emulation's tests too: every test (what CI runs).
 # make lab: set up .venv and open the notebooks in JupyterLab (LAB_FLAGS passes options).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Test processes: pytest-xdist workers; tests sharing the model or the Colab emulation
+# stay on one worker (tests/conftest.py), so each is made once per run.
+JOBS ?= 2
+PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup
 # CPU build of PyTorch; override on a machine where another build is wanted.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo lab test notebooks benchmark clean
+.PHONY: setup demo lab test test-all notebooks benchmark clean
 
 $(STAMP): pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
@@ -31,7 +36,11 @@ lab: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PYTEST) -m "not colab"
+
+test-all: setup
+	$(PY) -m ruff check .
+	$(PYTEST)
 
 benchmark: setup
 	$(PY) -m benchmarks.run

@@ -333,7 +333,8 @@ def plot_steps_to_optimum(ax, published: pd.DataFrame, here: dict[str, list], *,
         else:
             ax.barh(y, mean, xerr=std, color="C1" if label.endswith("(here)") else "C0")
         if note:
-            ax.annotate(note, (mean or budget, y), xytext=(6, -4), textcoords="offset points")
+            at = budget if mean is None else mean + std  # right of the bar and its error
+            ax.annotate(note, (at, y), xytext=(6, -4), textcoords="offset points")
     ax.set_yticks(range(len(rows)), [label for label, *_ in reversed(rows)])
     ax.set(xlabel="steps of 8 proposals to propose the true (w, b) exactly")
     return ax

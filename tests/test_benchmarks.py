@@ -22,6 +22,7 @@ def test_paper_prompt_has_twenty_integer_pairs():
     assert prompt.count("input:") == 20 and ".0" not in prompt
 
 
+@pytest.mark.xdist_group("benchmarks-quick")  # one worker makes quick_out for both
 def test_quick_suite_writes_its_json_report_and_plot(quick_out):
     results = json.loads((quick_out / "latest.json").read_text())
     methods = results["generation"]["methods"]
@@ -40,6 +41,7 @@ def test_quick_suite_writes_its_json_report_and_plot(quick_out):
     assert (quick_out / "images" / "benchmarks.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.xdist_group("benchmarks-quick")
 def test_report_is_rebuilt_from_saved_json(quick_out, tmp_path):
     assert run.main(["--from-json", str(quick_out / "latest.json"), "--out", str(tmp_path)]) == 0
     assert "(b)/(c) =" in (tmp_path / "benchmarks.md").read_text()

@@ -8,6 +8,7 @@ end to end in tests/test_end_to_end.py.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -38,14 +39,21 @@ def no_model(monkeypatch):
     monkeypatch.setattr(cli_module, "load_model", load)
 
 
-@pytest.fixture
-def saved(tmp_path, monkeypatch):
-    """A two-step run saved by the command on the article's data."""
-    monkeypatch.setattr(cli_module, "load_model", lambda *a, **k: Scripted())
-    out = tmp_path / "run"
-    assert main(["run", "--model", "smollm2", "--steps", "2", "--temperature", "0.5",
-                 "--out", str(out)]) == 0
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory):
+    """A two-step run saved by the command on the article's data (made once)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_module, "load_model", lambda *a, **k: Scripted())
+        assert main(["run", "--model", "smollm2", "--steps", "2", "--temperature", "0.5",
+                     "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def saved(saved_once, tmp_path):
+    """A copy of that run, for the test to resume, damage or lock."""
+    return shutil.copytree(saved_once, tmp_path / "run")
 
 
 def _error(capsys, argv) -> str:

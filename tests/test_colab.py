@@ -10,12 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 from packaging.requirements import Requirement
-
-from tools.sync_notebooks import REPO
 
 pytestmark = [pytest.mark.colab, pytest.mark.model]
 
@@ -61,22 +57,13 @@ def test_every_module_the_cuda_path_imports_is_installed(colab):
 
 @pytest.mark.parametrize("name", ["01_linear_regression.ipynb", "02_gradient_descent.ipynb",
                                   "03_llm_as_optimizer.ipynb", "04_experiments.ipynb"])
-def test_notebook_runs_top_to_bottom_in_the_colab_emulation(colab, name, monkeypatch):
-    path = next(p for p in colab.notebooks if p.name == name)
-    book = nbformat.read(path, as_version=4)
-    setup = book.cells[2]
-    setup.source = setup.source.replace(f"git+https://github.com/{REPO}",
-                                        colab.emulation.ROOT.as_uri())
-    monkeypatch.setenv("JUPYTER_PATH", colab.jupyter_path)
-    monkeypatch.setenv("LLM_OPTIMIZER_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    NotebookClient(book, timeout=900, kernel_name=colab.kernel_name,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("text", "") for o in setup.outputs)
+def test_notebook_runs_top_to_bottom_in_the_colab_emulation(colab, name, executed):
+    run = executed(name, kernel=colab.kernel_name, jupyter_path=colab.jupyter_path,
+                   LLM_OPTIMIZER_QUICK="1")
+    assert not run.errors
+    text = "".join(o.get("text", "") for o in run.setup.outputs)
     assert "ipywidgets: 7.7.1" in text.replace("  ", "") and "no GPU" in text
-    assert any("image/png" in o.get("data", {}) for o in outputs), "no plot was drawn"
+    assert run.images, "no plot was drawn"
 
 
 def test_the_emulated_kernel_is_colab_like(colab, monkeypatch):

@@ -1,13 +1,12 @@
-"""Every notebook: committed clean, badged, and run top to bottom in a fresh kernel."""
+"""Every notebook: committed clean, badged, and run top to bottom in a fresh kernel (once
+per test run, shared by every check of that run: tests/notebook_runs.py)."""
 
 import json
 import re
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_runs import QUICK
 
 from tools.sync_notebooks import INSTALL, LESSONS, SOLUTIONS, badge, badge_table, sync_badges
 
@@ -75,59 +74,22 @@ def test_notebook_is_committed_clean_and_opens_with_its_badge(path):
             assert len("".join(cell["source"]).splitlines()) <= 15, cell["source"]
 
 
-# Run first in the test's copy of a notebook: records what every drawn figure holds.
-AUDIT_START = """
-import json as _json
-from matplotlib.backend_bases import FigureCanvasBase as _Canvas
-_PLOTS, _print_figure = [], _Canvas.print_figure
-def _audit(canvas, *args, **kwargs):
-    for ax in canvas.figure.axes:
-        if ax.get_label() == "<colorbar>" or not ax.has_data():
-            continue
-        lines = [len(line.get_xdata()) for line in ax.lines if len(line.get_xdata()) > 2]
-        dots = [len(c.get_offsets()) for c in ax.collections
-                if type(c).__name__ == "PathCollection"]
-        _PLOTS.append({"title": ax.get_title(), "points": max(lines + dots + [len(ax.patches)]),
-                       "field": bool(ax.images) or any("Contour" in type(c).__name__
-                                                      for c in ax.collections)})
-    return _print_figure(canvas, *args, **kwargs)
-_Canvas.print_figure = _audit
-"""
-AUDIT_END = 'print("PLOT-AUDIT", _json.dumps(_PLOTS))'
 # A plot or table a class can read: a handful of points at least, and no NaN shown.
 MIN_POINTS = 5
 
 
-def _executed(path, monkeypatch):
-    monkeypatch.setenv("LLM_OPTIMIZER_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    book = nbformat.read(path, as_version=4)
-    book.cells = [nbformat.v4.new_code_cell(AUDIT_START), *book.cells,
-                  nbformat.v4.new_code_cell(AUDIT_END)]
-    started = time.perf_counter()
-    NotebookClient(book, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    print(f"{path.name}: {time.perf_counter() - started:.1f} s")
-    return book
-
-
 @pytest.mark.notebook
+@pytest.mark.xdist_group("notebooks-quick")  # with the other checks of these runs
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_top_to_bottom_in_quick_mode_and_every_output_is_readable(
-        path, monkeypatch):
-    book = _executed(path, monkeypatch)
-    outputs = [o for cell in book.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert not [o for o in outputs if o.output_type == "error"]
-    warnings = [o["text"] for o in outputs
+def test_notebook_runs_top_to_bottom_in_quick_mode_and_every_output_is_readable(path, executed):
+    run = executed(path.name, **QUICK)
+    print(f"{path.name}: {run.seconds:.1f} s")
+    assert not run.errors
+    warnings = [o["text"] for o in run.outputs
                 if o.output_type == "stream" and o.name == "stderr" and "Warning" in o["text"]]
     assert not warnings, f"a cell shows a warning: {warnings}"
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "quick mode: on" in text.replace("   ", "").replace("  ", " ")
-    tables = [o["data"]["text/plain"] for o in outputs
-              if o.output_type in ("execute_result", "display_data")
-              and "text/html" in o.get("data", {})]
-    assert not [t for t in tables if re.search(r"\bNaN\b", t)], "a table shows NaN"
-    plots = json.loads(text.split("PLOT-AUDIT ", 1)[1].splitlines()[0])
-    assert plots, "no plot was drawn"
-    sparse = [p for p in plots if not p["field"] and p["points"] < MIN_POINTS]
+    assert "quick mode: on" in run.text.replace("   ", "").replace("  ", " ")
+    assert not [t for t in run.tables if re.search(r"\bNaN\b", t)], "a table shows NaN"
+    assert run.plots, "no plot was drawn"
+    sparse = [p for p in run.plots if not p["field"] and p["points"] < MIN_POINTS]
     assert not sparse, f"plots with fewer than {MIN_POINTS} points: {sparse}"

@@ -22,7 +22,8 @@ print(*(c[k].model_id for k in ("run", "stop", "status", "picture", "steps")))
 """
 
 
-@pytest.fixture(params=["this environment", "Colab emulation"])
+@pytest.fixture(params=["this environment",
+                        pytest.param("Colab emulation", marks=pytest.mark.colab)])
 def frontend(request, monkeypatch):
     if request.param == "Colab emulation":
         colab = request.getfixturevalue("colab")

@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
-from nbclient import NotebookClient
+from notebook_runs import QUICK
 
-from llm_optimizer.runtime import MODEL_ENV, QUICK_ENV, SERVED_MODEL_ENV
+from llm_optimizer.runtime import MODEL_ENV, SERVED_MODEL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [ROOT / "notebooks" / "03_llm_as_optimizer.ipynb",
@@ -127,20 +126,13 @@ def test_the_scripted_proposer_answers_the_least_squares_pair(article):
     assert (w, b) == (f"{w_star:.2f}", f"{b_star:.2f}")
 
 
-def _executed(path: Path, monkeypatch, model: str, url: str) -> nbformat.NotebookNode:
-    monkeypatch.setenv(QUICK_ENV, "1")
-    monkeypatch.setenv("MPLBACKEND", "agg")
-    monkeypatch.setenv(MODEL_ENV, url if model == SCRIPTED else model)
+def _env(model: str, url: str) -> dict[str, str | None]:
+    """The environment of a quick run of the notebooks with ``model``."""
+    if model == "smollm2":
+        return QUICK  # the default where there is no GPU: the run tests/test_notebooks.py checks
     if model == SCRIPTED:
-        monkeypatch.setenv(SERVED_MODEL_ENV, SCRIPTED)
-    else:
-        monkeypatch.delenv(SERVED_MODEL_ENV, raising=False)
-    book = nbformat.read(path, as_version=4)
-    started = time.perf_counter()
-    NotebookClient(book, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    print(f"{path.name} with {model}: {time.perf_counter() - started:.1f} s")
-    return book
+        return {**QUICK, MODEL_ENV: url, SERVED_MODEL_ENV: SCRIPTED}
+    return {**QUICK, MODEL_ENV: model}
 
 
 def _printed(book) -> dict[str, str]:
@@ -190,11 +182,14 @@ VERDICT = re.compile(r"^(\S.*?) (did better than|did not beat|did worse than|sco
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("model", ["smollm2", "mimic", SCRIPTED])
-def test_notebooks_03_and_04_print_verdicts_that_fit_the_model(model, monkeypatch,
-                                                                scripted_url):
+@pytest.mark.parametrize("model", [
+    pytest.param("smollm2", marks=pytest.mark.xdist_group("notebooks-quick")), "mimic", SCRIPTED])
+def test_notebooks_03_and_04_print_verdicts_that_fit_the_model(model, executed, scripted_url):
     name = NAMES[model]
-    three, four = (_executed(p, monkeypatch, model, scripted_url) for p in NOTEBOOKS)
+    runs = [executed(p.name, **_env(model, scripted_url)) for p in NOTEBOOKS]
+    for run in runs:
+        print(f"{run.name} with {model}: {run.seconds:.1f} s")
+    three, four = (run.book for run in runs)
     for book in (three, four):
         errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
                   if o.output_type == "error"]

@@ -46,6 +46,7 @@ class LLM:
             raise ValueError(f"tokenizer must be a transformers tokenizer, got "
                              f"{type(tokenizer).__name__}")
         _checks.text("name", name)
+        self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
         on_cpu = model.device.type == "cpu"
         if on_cpu and model.dtype == torch.float32:
             self.precision = (precision if isinstance(precision, Precision)
@@ -61,7 +62,6 @@ class LLM:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        self.prompt_style = _checks.one_of("prompt_style", prompt_style, PROMPT_STYLES)
         # A continuation of "w, b =" is a pair and a line break; a chat reply may
         # open with a sentence first. Generation stops at the pair either way.
         self.reply_tokens = 16 if prompt_style == "completion" else 40
