@@ -66,6 +66,8 @@ def plot_landscape(ax, dataset: Dataset, *, extent=None, loss=mse, levels: int =
     """Contours of the (log) loss over (w, b), with the least-squares answer marked and
     a colour scale labelled with the loss's name."""
     W, B, L = landscape(dataset, extent=extent, loss=loss)
+    positive = L[L > 0]  # a perfect fit has loss 0: drawn at the smallest loss above it
+    L = np.maximum(L, positive.min() if positive.size else 1.0)
     contour = ax.contourf(W, B, np.log10(L), levels=levels, cmap=cmap)
     if colorbar:
         ax.figure.colorbar(contour, ax=ax, label=f"log10 {loss.__name__.upper()}")

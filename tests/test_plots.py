@@ -167,3 +167,20 @@ def test_a_mean_or_median_is_drawn_only_over_enough_runs(runs):
             assert ("under 3 runs" in ax.get_title()) == (runs < 3)
     ticks = [t.get_text() for t in _panels(figures[0])[0].get_xticklabels()]
     assert ticks[0] == f"0.4\n{5 * runs} parsed"  # what each temperature's figures rest on
+
+
+def test_a_landscape_through_a_perfect_fit_draws_without_a_warning():
+    """Noise-free data: the grid passes through (3, 0), where the loss is exactly 0."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from llm_optimizer import make_dataset
+    from llm_optimizer.plots import plot_landscape
+
+    figure, ax = plt.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_landscape(ax, make_dataset("article", noise=0), extent=(-1, 7, -6, 6))
+    assert np.isfinite(ax.collections[0].levels).all()  # the colour scale has finite ends
+    plt.close(figure)
