@@ -25,6 +25,7 @@ from .data import Dataset
 from .plots import (
     LANDSCAPE_GREYS,
     STYLE,
+    best_possible,
     finite_proposals,
     legible,
     line_label,
@@ -33,7 +34,6 @@ from .plots import (
     run_view,
 )
 from .prompt import shown_pairs
-from .regression import closed_form, loss_function
 
 SIZE = (12, 5.2)
 DPI = 72  # 864 x 374 pixels: the GIF fits a README's column
@@ -73,10 +73,7 @@ def animate_run(run, dataset: Dataset) -> RunAnimation:
                          "or more")
     history = run.history
     scored = finite_proposals(history)
-    loss = loss_function(run.settings.get("loss", "mse"))
-    least_squares = closed_form(dataset.x, dataset.y)
-    floor = float(loss(*least_squares, dataset.x, dataset.y))
-    name = loss.__name__.upper()
+    loss, least_squares, floor, name = best_possible(run, dataset)
     xs = np.linspace(dataset.x.min(), dataset.x.max(), 100)
     with legible():
         fig = Figure(figsize=SIZE, dpi=DPI, layout="constrained")

@@ -230,6 +230,15 @@ def _suptitle(run) -> str:
             f"temperature {settings['temperature']:g}")
 
 
+def best_possible(run, dataset: Dataset):
+    """The run's loss function, the least-squares pair, its loss (the best any optimizer
+    can reach on ``dataset``) and the loss's name for labels."""
+    loss = loss_function(run.settings.get("loss", "mse"))
+    least_squares = closed_form(dataset.x, dataset.y)
+    return loss, least_squares, float(loss(*least_squares, dataset.x, dataset.y)), \
+        loss.__name__.upper()
+
+
 def plot_run(run, dataset: Dataset, *, figure=None):
     """Three titled panels: the data with the best line and the least-squares line; the
     loss of every reply against the best possible; the proposals on the loss landscape.
@@ -244,10 +253,7 @@ def plot_run(run, dataset: Dataset, *, figure=None):
         fig.suptitle(_suptitle(run))
         history = run.history
         scored = finite_proposals(history)
-        loss = loss_function(run.settings.get("loss", "mse"))
-        least_squares = closed_form(dataset.x, dataset.y)
-        floor = float(loss(*least_squares, dataset.x, dataset.y))
-        name = loss.__name__.upper()
+        loss, least_squares, floor, name = best_possible(run, dataset)
         _data_panel(axes[0], dataset, scored, least_squares, name)
         plot_loss(axes[1], history, floor=floor, loss_name=name)
         replies = int((history["step"] > 0).sum())
