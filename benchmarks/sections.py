@@ -21,6 +21,7 @@ def block(key: str, text: str) -> str:
 
 def write_section(path: Path, key: str, text: str) -> None:
     """Put ``text`` in section ``key`` of the report at ``path``; the rest stays as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.is_file() else ""
     new = block(key, text)
     if key in sections(old):
@@ -31,6 +32,7 @@ def write_section(path: Path, key: str, text: str) -> None:
 
 def write_main(path: Path, text: str) -> None:
     """Write the main report at ``path``, keeping the sections other scripts wrote."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text() if path.is_file() else ""
     kept = "".join("\n" + s for s in sections(old).values())
     path.write_text(text.rstrip() + "\n" + kept)
