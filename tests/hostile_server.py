@@ -48,8 +48,14 @@ ANSWERS = {
     "401 echoing the header": (401, {"Content-Type": "application/json"}, json.dumps(
         {"error": {"message": f"Incorrect API key provided: Bearer {SECRET}"}}).encode()),
     "empty 200": (200, {"Content-Type": "application/json"}, b""),
+    "400 for any n": (400, {"Content-Type": "application/json"}, json.dumps(
+        {"error": {"message": "prompt is too long for this model"}}).encode()),
 }
-SPECIAL = ("drip", "cut mid-body", "redirect to another port", "stall", "one choice, slowly")
+SPECIAL = ("drip", "cut mid-body", "redirect to another port", "stall", "one choice, slowly",
+           "refuses n > 1")
+N_REFUSED = (400, {"Content-Type": "application/json"}, json.dumps(  # as Groq answers
+    {"error": {"message": "'n' : number must be at most 1",
+               "type": "invalid_request_error"}}).encode())
 KINDS = (*ANSWERS, *SPECIAL)
 
 
@@ -65,7 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.server.bodies.append(json.loads(self.rfile.read(length) or b"null"))
+        self.body = json.loads(self.rfile.read(length) or b"null")
+        self.server.bodies.append(self.body)
         self.server.seen.append(("POST", self.path))
         with self.server.counting:
             self.server.in_flight += 1
@@ -82,6 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
                 kind_answer = _json(MODELS)
             elif kind in ANSWERS:
                 kind_answer = ANSWERS[kind]
+            elif kind == "refuses n > 1":
+                n = self.body.get("n") if isinstance(self.body, dict) else None
+                kind_answer = N_REFUSED if (n or 1) > 1 else ANSWERS["good"]
             else:
                 return self._special(kind)
             status, headers, body = kind_answer

@@ -105,6 +105,27 @@ def test_requests_in_flight_are_capped_when_the_server_returns_one_choice_each()
         assert 1 < server.most_in_flight <= MAX_CONCURRENT
 
 
+def test_a_server_that_refuses_n_above_one_gets_one_request_per_proposal():
+    with HostileServer("refuses n > 1") as server:
+        model = ServerModel(server.url, prompt_style="completion")
+        assert model.generate("META", n=5, seed=7) == [" [1, 2]"] * 5
+        assert model.choices_per_request == 1
+        assert [b["n"] for b in server.httpd.bodies] == [5, 1, 1, 1, 1, 1]
+        assert sorted(b["seed"] for b in server.httpd.bodies[1:]) == [7, 8, 9, 10, 11]
+        assert len(model.generate("META", n=3)) == 3  # later steps split n from the start
+        assert [b["n"] for b in server.httpd.bodies[6:]] == [1, 1, 1]
+
+
+def test_a_400_that_one_choice_a_request_does_not_mend_is_reported_as_it_was():
+    with HostileServer("400 for any n") as server:
+        model = ServerModel(server.url, prompt_style="completion", max_retries=0)
+        with pytest.raises(ServerError, match="400.*prompt is too long") as caught:
+            model.generate("META", n=4)
+        assert caught.value.status == 400 and model.choices_per_request is None
+        assert server.httpd.bodies[0]["n"] == 4 and all(
+            b["n"] == 1 for b in server.httpd.bodies[1:])
+
+
 @pytest.mark.parametrize(("argument", "value"), [
     ("n", 10**6), ("max_new_tokens", 10**12), ("decimals", 10**8)])
 def test_request_sizes_have_upper_bounds_named_in_the_error(argument, value):

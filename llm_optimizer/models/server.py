@@ -138,8 +138,9 @@ class ServerModel:
         The ``n`` go out as one request; where the server returns fewer choices
         (``transformers serve`` returns one), the rest go out as requests of their
         own, ``MAX_CONCURRENT`` at a time, and later steps split ``n`` that way from
-        the start. Request ``i`` of a step gets the seed ``seed + i``, so the replies
-        are repeatable where the server honours seeds and differ from each other.
+        the start; a server that refuses ``n`` above one (a 400, as Groq answers) is
+        asked one choice a request. Request ``i`` of a step gets the seed ``seed + i``,
+        so the replies are repeatable where the server honours seeds and differ from each other.
         ``reply_format`` other than ``"free"`` asks for a constrained reply with
         numbers of up to ``decimals`` places (see :meth:`structured_output_body`);
         a server that refuses every way of asking gets free text, and
@@ -206,8 +207,15 @@ class ServerModel:
                 sizes = [min(per_request, missing - i) for i in range(0, missing, per_request)]
                 seeds = [None if seed is None else seed + requests + i for i in range(len(sizes))]
                 requests += len(sizes)
-                answers = list(pool.map(
-                    lambda size, s: self._request(prompt, size, options, s, extra), sizes, seeds))
+                try:
+                    answers = list(pool.map(lambda size, s: self._request(
+                        prompt, size, options, s, extra), sizes, seeds))
+                except ServerError as error:
+                    known = per_request == 1 or self.choices_per_request
+                    if error.status not in (400, 422) or known:
+                        raise
+                    return replies + self._one_choice_each(prompt, missing, options, seed, extra,
+                                                           error)
                 if not any(answers):
                     raise ServerError(f"{self.base_url} returned no choices for {self.name!r}")
                 largest = max(len(a) for a in answers)
@@ -217,6 +225,17 @@ class ServerModel:
                     self.choices_per_request = largest  # one choice for n=1 tells nothing
                 replies.extend(r for answer in answers for r in answer)
         return replies[:n]
+
+    def _one_choice_each(self, prompt: str, n: int, options: dict, seed: int | None,
+                         extra: dict | None, refused: ServerError) -> list[str]:
+        """A server that refused ``n`` choices in one request (Groq allows only one) is
+        asked one choice a request from now on; if that fails too, ``refused`` stands."""
+        self.choices_per_request = 1
+        try:
+            return self._sample(prompt, n, options, seed, extra)
+        except ServerError:
+            self.choices_per_request = None
+            raise refused from None
 
     def _request(self, prompt: str, n: int, options: dict, seed: int | None,
                  extra: dict | None) -> list[str]:
