@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 
 from .. import _checks
 from ..runtime import MODEL_ENV, NO_GPU_ON_COLAB, gpu, model_env_error, model_from_env, on_colab
+from . import converted
 from .base import PROMPT_STYLES
 from .gpu import FP16_ON_THE_GPU, cuda_dtype, gpu_problem
 from .local import LLM
@@ -271,14 +272,16 @@ def load_from_plan(
         prompt_style = "completion" if plan.gguf_file == SMOLLM2_FILE else "chat"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    token_kwargs = {"trust_remote_code": plan.trust_remote_code}
-    if plan.gguf_file:
-        token_kwargs["gguf_file"] = plan.gguf_file
+    folder = converted.cached_folder(Path(plan.source, plan.gguf_file)) if plan.gguf_file else None
+    read = replace(plan, source=str(folder), gguf_file=None) if converted.ready(folder) else plan
+    token_kwargs = {"trust_remote_code": read.trust_remote_code}
+    if read.gguf_file:
+        token_kwargs["gguf_file"] = read.gguf_file
     try:
-        tokenizer = AutoTokenizer.from_pretrained(plan.source, **token_kwargs)
-        model = AutoModelForCausalLM.from_pretrained(plan.source, **plan.from_pretrained_kwargs())
+        tokenizer = AutoTokenizer.from_pretrained(read.source, **token_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(read.source, **read.from_pretrained_kwargs())
     except OSError as error:
-        raise _load_error(plan.source, error) from error
+        raise _load_error(read.source, error) from error
     except torch.cuda.OutOfMemoryError:
         if not plan.quantize_4bit:
             raise
@@ -286,6 +289,8 @@ def load_from_plan(
     if plan.prequantized and plan.dtype == "float16":
         _set_4bit_compute_dtype(model, torch.float16)
     model.eval()
+    if read.gguf_file and folder is not None:
+        converted.save(model, tokenizer, folder)  # the next load reads this folder
     return LLM(model, tokenizer, name=name or plan.label or plan.source,
                prompt_style=prompt_style, precision=precision)
 
