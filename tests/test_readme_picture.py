@@ -44,3 +44,21 @@ def test_the_script_draws_both_pictures_from_a_run_folder(tmp_path):
     with Image.open(tmp_path / "run.gif") as gif:
         assert gif.n_frames == 2 and gif.info["comment"] == f"{KEY} {digest}".encode()
     assert Path(tmp_path / "run.png").stat().st_size > 10_000
+
+
+def test_the_readme_states_the_committed_demo_runs_own_figures():
+    from llm_optimizer import Run
+
+    run = Run.load(ROOT / RUN)
+    replies = run.history[run.history["step"] > 0]
+    parsed = int(replies["parsed"].sum())
+    timed = [r["seconds"] for r in run.records if "seconds" in r]
+    seconds = sum(timed) / len(timed)
+    best, exact = run.best, run.settings["least_squares"]
+    readme = (ROOT / "README.md").read_text()
+    for figure in (f"best MSE {best.loss:.2f} at w = {best.w:.2f}, b = {best.b:.2f}",
+                   f"least squares: MSE {exact['loss']:.2f}",
+                   f"| {parsed} of {len(replies)} ({parsed / len(replies):.0%})",
+                   f"| {seconds:.2f} s |"):
+        assert figure.replace("-", "−") in readme or figure in readme, (
+            f"README.md should say {figure!r}, as the run in {RUN} does")
