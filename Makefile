@@ -1,13 +1,14 @@
 # make demo: set up .venv and run the offline optimization on the bundled model.
-# make test: set up .venv, run the linter and every test but the Colab emulation's.
-# make test-all: the same with the Colab emulation's tests too: every test (what CI runs).
+# make test: set up .venv, run the linter and the everyday tests: all but the slow ones
+#   (notebooks run top to bottom, real servers, benchmark scripts) and the Colab emulation's.
+# make test-all: the linter and every test, the slow ones and the Colab emulation's (what CI runs).
 # make lab: set up .venv and open the notebooks in JupyterLab (LAB_FLAGS passes options).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Test processes: pytest-xdist workers; tests sharing the model or the Colab emulation
 # stay on one worker (tests/conftest.py), so each is made once per run.
 JOBS ?= 2
-PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup
+PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=30
 # CPU build of PyTorch; override on a machine where another build is wanted.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
@@ -36,7 +37,7 @@ lab: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PYTEST) -m "not colab"
+	$(PYTEST) -m "not colab and not slow"
 
 test-all: setup
 	$(PY) -m ruff check .

@@ -53,6 +53,8 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if item.get_closest_marker("notebook"):
+            item.add_marker(pytest.mark.slow)  # a notebook run top to bottom takes minutes
         if item.get_closest_marker("xdist_group"):
             continue
         group = next((name for name in SHARED

@@ -7,7 +7,7 @@ import pytest
 from benchmarks import capable, gpu_mistral_random, reply_formats, run
 from benchmarks.generation import paper_prompt
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

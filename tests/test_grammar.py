@@ -83,6 +83,7 @@ def test_the_json_schema_is_read_back_by_the_parser():
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_with_pair_no_reply_fails_to_parse_from_temperature_02_to_20(smollm2, prompt):
     replies = []
     for temperature in TEMPERATURES:  # 10 temperatures x 5 steps x 16 = 800 replies

@@ -9,7 +9,7 @@ from the page, as Colab requires (tests/widget_frontend.py).
 import pytest
 from widget_frontend import Frontend
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 PANEL = """
 from llm_optimizer import load_model, make_dataset

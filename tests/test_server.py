@@ -18,7 +18,7 @@ from llm_optimizer.grammar import reply_json_schema, reply_regex
 from llm_optimizer.models import Proposer, ServerError, ServerModel
 from llm_optimizer.prompt import build_meta_prompt, parse_reply
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.slow]
 SECRET = "sk-test-1f2e3d4c5b6a"
 PROMPT = build_meta_prompt([(1.0, 2.0, 30.0), (3.0, 4.0, 10.0)], max_pairs=5, decimals=2)
 
