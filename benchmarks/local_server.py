@@ -2,9 +2,8 @@
 SmolLM2, for the server tests and the load test.
 
 ``transformers serve`` does not serve the GGUF file itself (its config names no
-architecture) and ``save_pretrained`` refuses a GGUF-loaded model, so
-:func:`export_for_serving` builds the same architecture from the config, gives it
-the loaded weights and saves it as safetensors with the tokenizer.
+architecture), so :func:`export_for_serving` saves the loaded weights as safetensors with
+the tokenizer (through ``llm_optimizer.models.converted.savable``).
 """
 
 from __future__ import annotations
@@ -18,9 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from transformers import AutoModelForCausalLM
-
 from llm_optimizer import LLM
+from llm_optimizer.models.converted import savable
 
 
 def export_for_serving(llm: LLM, path: Path) -> Path:
@@ -29,9 +27,7 @@ def export_for_serving(llm: LLM, path: Path) -> Path:
     Its generation config samples (pure temperature, no top-k) as ``LLM.generate``
     does; ``transformers serve`` takes ``do_sample`` from it.
     """
-    model = AutoModelForCausalLM.from_config(llm.model.config)
-    model.load_state_dict(llm.model.state_dict())
-    model.config.architectures = [type(model).__name__]
+    model = savable(llm.model)
     model.generation_config.update(do_sample=True, top_k=0, top_p=1.0)
     model.save_pretrained(path)
     llm.tokenizer.save_pretrained(path)

@@ -63,23 +63,25 @@ def ready(folder: Path | None) -> bool:
             and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file())
 
 
-def save(model: Any, tokenizer: Any, folder: Path) -> bool:
-    """Save a GGUF-loaded ``model`` and ``tokenizer`` as ``folder``; ``False`` if it could
-    not be written (the reason is given as a warning).
-
-    ``save_pretrained`` refuses a model loaded from GGUF, so the same architecture is
-    built from its config and given its weights.
-    """
+def savable(model: Any) -> Any:
+    """The same weights in a model ``save_pretrained`` accepts: it refuses a model loaded
+    from GGUF, so the same architecture is built from its config and given its weights."""
     from transformers import AutoModelForCausalLM
 
+    plain = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict())
+    plain.config.architectures = [type(plain).__name__]
+    return plain
+
+
+def save(model: Any, tokenizer: Any, folder: Path) -> bool:
+    """Save a GGUF-loaded ``model`` and ``tokenizer`` as ``folder``; ``False`` if it could
+    not be written (the reason is given as a warning)."""
     temp = None
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        plain = AutoModelForCausalLM.from_config(model.config, dtype=model.dtype)
-        plain.load_state_dict(model.state_dict())
-        plain.config.architectures = [type(plain).__name__]
-        plain.save_pretrained(temp)
+        savable(model).save_pretrained(temp)
         tokenizer.save_pretrained(temp)
         os.rename(temp, folder)  # an empty or absent target only: a finished folder stays
         return True
