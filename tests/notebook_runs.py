@@ -29,7 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +145,45 @@ def prepared(path: Path, checkout: Path = ROOT) -> nbformat.NotebookNode:
     return book
 
 
+NUDGE_EVERY = 30  # seconds
+
+
+@contextmanager
+def nudging(client: NotebookClient) -> Iterator[None]:
+    """Connect a fresh client to ``client``'s kernel every ``NUDGE_EVERY`` seconds.
+
+    Now and then a kernel finishes a cell and then leaves nbclient's next request unread,
+    idle, until the cell's timeout: seen with ipykernel 7.4 and with Colab's 6.17.1, after
+    notebook 02's ``widgets.interact`` cell. A new connection makes it read the request
+    (ipython/ipykernel#1554 describes the mechanism); the fresh client's ``kernel_info``
+    has its own message id, so nbclient records none of its messages.
+    """
+    stop = threading.Event()
+
+    def nudge() -> None:
+        while not stop.wait(NUDGE_EVERY):
+            manager = client.km
+            if manager is None or not manager.has_kernel:
+                continue
+            fresh = manager.blocking_client()
+            try:
+                fresh.start_channels()
+                fresh.kernel_info()
+                fresh.get_shell_msg(timeout=5)
+            except Exception:  # a busy or closing kernel: the next nudge tries again
+                pass
+            finally:
+                fresh.stop_channels()
+
+    thread = threading.Thread(target=nudge, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def execute(path: Path, *, kernel: str = "python3", env: dict[str, str | None] | None = None,
             jupyter_path: str | None = None) -> Execution:
     """Run ``path`` top to bottom in a fresh ``kernel`` with ``env`` added to this process's
@@ -157,8 +199,10 @@ def execute(path: Path, *, kernel: str = "python3", env: dict[str, str | None] |
         if jupyter_path:
             patch.setenv("JUPYTER_PATH", jupyter_path)
         started = time.perf_counter()
-        NotebookClient(book, timeout=TIMEOUT, kernel_name=kernel,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        client = NotebookClient(book, timeout=TIMEOUT, kernel_name=kernel,
+                                resources={"metadata": {"path": str(path.parent)}})
+        with nudging(client):
+            client.execute()
     return Execution(path.name, book, time.perf_counter() - started)
 
 
