@@ -25,9 +25,13 @@ def export_for_serving(llm: LLM, path: Path) -> Path:
     """Save ``llm``'s weights and tokenizer in ``path`` as a folder a server can load.
 
     Its generation config samples (pure temperature, no top-k) as ``LLM.generate``
-    does; ``transformers serve`` takes ``do_sample`` from it.
+    does; ``transformers serve`` takes ``do_sample`` from it. The weights are those of
+    the prompt's pass, which must be fp32 (decoding may run on int8 copies of them).
     """
-    model = savable(llm.model)
+    if llm.precision.prefill != "fp32":
+        raise ValueError(f"export_for_serving saves fp32 weights; this model's prompt runs "
+                         f"in {llm.precision.prefill}: load it with precision='fp32'")
+    model = savable(llm.prefill_model)
     model.generation_config.update(do_sample=True, top_k=0, top_p=1.0)
     model.save_pretrained(path)
     llm.tokenizer.save_pretrained(path)

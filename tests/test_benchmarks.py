@@ -151,6 +151,10 @@ def test_speed_quick_run_times_each_way_at_rest_and_busy(tmp_path):
         assert all(r["seconds"] > 0 for rounds in phase["rounds"].values() for r in rounds)
         assert all(len(r["replies"]) == 8 for r in phase["rounds"]["now: step"])
     assert all(r["threads"] >= 1 for r in busy["rounds"]["now: step"])
+    # Hugging Face's own ways run at rest only, each with its 8 proposals.
+    for way in ("article", "sequences"):
+        assert len(quiet["rounds"][f"before: {way}"][0]["replies"]) == 8
+        assert f"before: {way}" not in busy["rounds"]
     assert results["workers"]["before"]["precision"] == "fp32"
     missing = speed.llama_cpp_missing()
     assert (results["llama_cpp_skipped"] is None) == (missing is None)
@@ -160,6 +164,7 @@ def test_speed_quick_run_times_each_way_at_rest_and_busy(tmp_path):
     report = (tmp_path / "benchmarks.md").read_text()
     assert "<!-- section:speed -->" in report and "times one plain fp32 prefill" in report
     assert (f"{speed.medians(results)['busy']['now: step']:.2f} s" in report)
+    assert "faster than Hugging Face's one call per proposal on fp32" in report
     again = tmp_path / "again"
     assert speed.main(["--from-json", str(tmp_path / "speed.json"), "--out", str(again)]) == 0
     assert (again / "benchmarks.md").read_text() == report

@@ -62,7 +62,7 @@ def test_the_cache_folder_follows_the_environment(tmp_path, monkeypatch):
 @pytest.mark.model
 def test_a_cache_that_cannot_be_written_warns_and_a_finished_folder_stays(
         tiny_model_dir, tmp_path):
-    llm = load_model(str(tiny_model_dir))
+    llm = load_model(str(tiny_model_dir), precision="fp32")  # a plain transformers model
     blocked = tmp_path / "a file"
     blocked.write_text("")
     with pytest.warns(UserWarning, match="could not keep the converted model"):

@@ -13,6 +13,13 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
+def fp32():
+    """The bundled model in fp32 throughout: sharing the prompt is exact there, so its
+    replies can be compared token for token with Hugging Face's own generate."""
+    return load_model("smollm2", precision="fp32")
+
+
+@pytest.fixture(scope="module")
 def paper_prompt():
     data = make_dataset("opro")
     pairs = np.random.default_rng(0).integers(5, 25, size=(20, 2))
@@ -27,15 +34,15 @@ def _plain_greedy(llm, prompt: str, max_new_tokens: int) -> str:
     return llm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
-def test_greedy_replies_equal_plain_generate(smollm2, paper_prompt):
-    plain = _plain_greedy(smollm2, paper_prompt, 16)
-    ours = smollm2.generate(paper_prompt, n=3, max_new_tokens=16, do_sample=False)
+def test_greedy_replies_equal_plain_generate(fp32, paper_prompt):
+    plain = _plain_greedy(fp32, paper_prompt, 16)
+    ours = fp32.generate(paper_prompt, n=3, max_new_tokens=16, do_sample=False)
     assert len(set(ours)) == 1 and ours[0]
     assert plain.startswith(ours[0])  # ours stops at the pair; plain runs on
 
 
 def test_greedy_equals_plain_generate_on_a_mistral_architecture(tiny_model_dir):
-    llm = load_model(str(tiny_model_dir))
+    llm = load_model(str(tiny_model_dir), precision="fp32")
     prompt = "Propose a pair [w, b]."
     assert _plain_greedy(llm, prompt, 12).startswith(llm.generate(prompt, n=2, max_new_tokens=12,
                                                                   do_sample=False)[0])
@@ -81,23 +88,23 @@ def _both_ways(llm, **kwargs) -> tuple[list[str], list[str]]:
     return shared, copied
 
 
-def test_sharing_the_prompt_cache_changes_no_reply(smollm2, paper_prompt):
-    shared, copied = _both_ways(smollm2, prompt=paper_prompt, n=8, max_new_tokens=12, seed=3)
+def test_sharing_the_prompt_cache_changes_no_reply(fp32, paper_prompt):
+    shared, copied = _both_ways(fp32, prompt=paper_prompt, n=8, max_new_tokens=12, seed=3)
     assert shared == copied
-    shared, copied = _both_ways(smollm2, prompt=paper_prompt, n=2, max_new_tokens=16,
+    shared, copied = _both_ways(fp32, prompt=paper_prompt, n=2, max_new_tokens=16,
                                 do_sample=False)
     assert shared == copied
 
 
 def test_both_architectures_share_the_prompt_cache(tiny_model_dir):
-    llm = load_model(str(tiny_model_dir))
+    llm = load_model(str(tiny_model_dir), precision="fp32")
     shared, copied = _both_ways(llm, prompt="Propose a pair [w, b].", n=4, max_new_tokens=8,
                                 seed=0)
     assert shared == copied
 
 
 def test_a_sliding_window_shorter_than_the_text_falls_back_to_copies(tiny_model_dir):
-    llm = load_model(str(tiny_model_dir))
+    llm = load_model(str(tiny_model_dir), precision="fp32")
     llm.model.config.sliding_window = 8
     assert not llm._can_share(9)
     prompt = "Propose a pair [w, b]."
@@ -116,7 +123,8 @@ def test_first_tokens_follow_the_model_distribution(smollm2):
     prompt = "input:\nw=3, b=1\nvalue:\n12"
     ids = smollm2.encode(prompt)
     with torch.inference_mode():
-        probs = torch.softmax(smollm2.model(ids).logits[0, -1].float(), dim=-1)
+        # The first token comes from the prompt's pass, which runs on prefill_model.
+        probs = torch.softmax(smollm2.prefill_model(ids).logits[0, -1].float(), dim=-1)
     top = probs.topk(3)
     n = 600
     replies = smollm2.generate(prompt, n=n, temperature=1.0, max_new_tokens=1, seed=0)

@@ -10,6 +10,7 @@ from transformers import DynamicCache
 
 from llm_optimizer import load_model, make_dataset, optimize
 from llm_optimizer.models import cpu
+from llm_optimizer.models.local import sample_rows
 from llm_optimizer.models.precision import (
     Int8Linear,
     Precision,
@@ -29,9 +30,13 @@ def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, bf16):
     assert cpu.native_bf16(cpu.cpu_flags(cpuinfo)) is bf16
 
 
-def test_int8_kernel_is_fast_only_where_torch_vectorizes_it():
-    assert cpu.fast_int8("AVX512") is True
-    assert cpu.fast_int8("AVX2") is False and cpu.fast_int8("DEFAULT") is False
+def test_int8_kernel_is_the_one_torch_vectorizes_on_this_cpu():
+    fbgemm = ["qnnpack", "fbgemm"]
+    assert cpu.int8_kernel("AVX512", fbgemm) == "pack"
+    assert cpu.int8_kernel("AVX2", fbgemm) == "fbgemm"
+    assert cpu.int8_kernel("AVX2", ["qnnpack"]) is None  # a torch built without fbgemm
+    assert cpu.int8_kernel("DEFAULT", fbgemm) is None and cpu.fast_int8("DEFAULT") is False
+    assert cpu.fast_int8("AVX2", fbgemm) is True
 
 
 @pytest.mark.parametrize(("bf16", "int8", "expected"), [
@@ -55,16 +60,25 @@ def test_a_bad_precision_says_what_is_allowed(bad):
         parse_precision(bad)
 
 
-def test_int8_linear_is_within_int8_rounding_of_the_fp32_layer():
+@pytest.mark.parametrize(("kernel", "within"), [("pack", 0.02), ("fbgemm", 0.05)])
+def test_int8_linear_is_within_int8_rounding_of_the_fp32_layer(kernel, within):
+    if kernel == "fbgemm" and "fbgemm" not in torch.backends.quantized.supported_engines:
+        pytest.skip("this torch has no fbgemm (it is built for x86 only)")
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
-    layer = Int8Linear(linear)
+    layer = Int8Linear(linear, kernel)
     x = torch.randn(3, 5, 64)
     exact = linear(x)
-    assert layer.weight.dtype == torch.int8 and layer(x).shape == exact.shape
-    # Per-row scales: each weight is off by at most half a step, max|row| / 254.
-    assert (layer(x) - exact).abs().max() < 0.02 * exact.abs().max()
+    assert layer(x).shape == exact.shape and f"int8 {kernel}" in repr(layer)
+    # Per-row scales: each weight is off by at most half a step, max|row| / 254; fbgemm
+    # also rounds the activations to 7 bits, max|x| / 126.
+    assert (layer(x) - exact).abs().max() < within * exact.abs().max()
     assert (layer(x) - exact).abs().max() > 0  # it really is another layer
+
+
+def test_an_unknown_int8_kernel_says_which_exist():
+    with pytest.raises(ValueError, match="kernel must be one of pack, fbgemm"):
+        Int8Linear(torch.nn.Linear(4, 4), "avx")
 
 
 def test_a_prefill_cache_is_brought_to_the_decoding_format():
@@ -166,3 +180,21 @@ def test_the_precision_is_saved_with_a_run(tiny_model_dir, tmp_path):
 def test_a_bad_precision_fails_before_the_weights_load():
     with pytest.raises(ValueError, match="precision must be"):
         load_model("smollm2", precision="int3")
+
+
+@pytest.mark.parametrize("vocab", [1000, 700, 40])
+def test_sampling_by_blocks_draws_each_token_with_its_probability(vocab):
+    torch.manual_seed(1)
+    probs = torch.softmax(torch.randn(vocab) * 2, -1)
+    probs[::7] = 0.0  # tokens a grammar masked out
+    probs /= probs.sum()
+    draws = 40_000
+    generator = torch.Generator().manual_seed(0)
+    tokens = sample_rows(probs.expand(draws, -1).contiguous(), generator)
+    counts = torch.bincount(tokens, minlength=vocab)
+    assert counts[::7].sum() == 0 and counts.shape == (vocab,)
+    # Each count is binomial: within 5 standard deviations of draws * p.
+    sd = (draws * probs * (1 - probs)).sqrt()
+    assert ((counts - draws * probs).abs() <= 5 * sd + 1).all()
+    again = sample_rows(probs.expand(draws, -1).contiguous(), torch.Generator().manual_seed(0))
+    assert torch.equal(again, tokens)

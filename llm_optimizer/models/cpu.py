@@ -65,15 +65,27 @@ def native_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool(BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
-def fast_int8(capability: str | None = None) -> bool:
-    """Whether torch has a fast kernel for int8 weights here.
+def int8_kernel(capability: str | None = None, engines: list[str] | None = None) -> str | None:
+    """torch's fastest kernel for int8 weights here: ``"pack"``, ``"fbgemm"`` or None.
 
-    ``torch.ops.aten._weight_int8pack_mm`` is vectorized for AVX-512 only; on other
-    CPUs it runs a scalar loop, many times slower than an fp32 product.
+    ``"pack"`` (``torch.ops.aten._weight_int8pack_mm``: int8 weights, fp32 activations)
+    is vectorized for AVX-512 only, and elsewhere a scalar loop many times slower than an
+    fp32 product; ``"fbgemm"`` (``torch.ops.quantized.linear_dynamic``: it also rounds
+    each product's activations to int8) is vectorized on AVX2 as well. None: neither.
     """
-    if not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
-        return False
-    return (capability or torch.backends.cpu.get_cpu_capability()) == "AVX512"
+    capability = capability or torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512" and hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+        return "pack"
+    if engines is None:
+        engines = list(torch.backends.quantized.supported_engines)
+    if capability in ("AVX2", "AVX512") and "fbgemm" in engines:
+        return "fbgemm"
+    return None
+
+
+def fast_int8(capability: str | None = None, engines: list[str] | None = None) -> bool:
+    """Whether torch has a fast kernel for int8 weights here (see :func:`int8_kernel`)."""
+    return int8_kernel(capability, engines) is not None
 
 
 def usable_cores() -> int:

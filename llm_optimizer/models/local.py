@@ -166,7 +166,7 @@ class LLM:
                 self._grammar.mask(logits, [matchers[row] for row in active])
             if do_sample:
                 probs = torch.softmax(logits / temperature, dim=-1)
-                next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+                next_ids = sample_rows(probs, generator)
             else:
                 next_ids = logits.argmax(dim=-1)
             going = [k for k, (row, token) in enumerate(zip(active, next_ids.tolist(), strict=True))
@@ -287,4 +287,21 @@ class LLM:
             return True
         return parse_reply(text) is not None
 
+
+def sample_rows(probs: torch.Tensor, generator: torch.Generator | None = None,
+                block: int = 256) -> torch.Tensor:
+    """One token per row of ``probs``, drawn with exactly those probabilities.
+
+    ``torch.multinomial`` draws an exponential variate for every entry of a row (6–9 ms
+    for 8 rows of a 49,152-token vocabulary on a 2-core CPU, at every decoding step).
+    Drawing a block of ``block`` tokens by the blocks' sums, then a token within it, is
+    the same distribution with about 1/100 of the random numbers.
+    """
+    rows, vocab = probs.shape
+    if vocab <= block:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    blocks = torch.nn.functional.pad(probs, (0, -vocab % block)).view(rows, -1, block)
+    chosen = torch.multinomial(blocks.sum(-1), 1, generator=generator).squeeze(1)
+    inside = blocks[torch.arange(rows, device=probs.device), chosen]
+    return chosen * block + torch.multinomial(inside, 1, generator=generator).squeeze(1)
 

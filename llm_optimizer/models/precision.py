@@ -7,8 +7,11 @@ bound by memory). So the two phases may use different formats:
 - ``bf16`` halves the bytes of every weight; it is fast only where the CPU multiplies
   bf16 natively (AVX-512 BF16, AMX, Arm's BF16), and elsewhere slower than fp32;
 - ``int8`` (decoding only) keeps each linear layer's weights as int8 with one fp32
-  scale per output row and multiplies them with ``torch.ops.aten._weight_int8pack_mm``,
-  fast where torch vectorizes it (AVX-512); activations stay fp32;
+  scale per output row, multiplied by the kernel torch vectorizes on this CPU
+  (:func:`~llm_optimizer.models.cpu.int8_kernel`): on AVX-512 ``_weight_int8pack_mm``
+  with fp32 activations; on AVX2 fbgemm's dynamic linear, which also rounds each
+  product's activations to int8 with one scale for the batch (7 bits, as fbgemm asks
+  on CPUs without VNNI);
 - ``fp32`` everywhere else.
 
 A precision is written ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
@@ -18,6 +21,7 @@ A precision is written ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +30,7 @@ from . import cpu
 
 PREFILL_FORMATS = ("fp32", "bf16")
 DECODE_FORMATS = ("fp32", "bf16", "int8")
+INT8_KERNELS = ("pack", "fbgemm")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # How far the logits of shared-prefix decoding may be from those of copied caches in
 # the check of ``LLM._can_share``, as a share of the largest logit: the same products
@@ -53,9 +58,10 @@ class Precision:
 def auto_precision(bf16: bool | None = None, int8: bool | None = None) -> Precision:
     """The fastest precision for this CPU (or for one with ``bf16`` and ``int8`` as given).
 
-    bf16 prefill where the CPU has native bf16; int8 decoding where torch's int8 kernel
-    is vectorized, else fp32 decoding. Decoding never picks bf16 by itself: its logits
-    drift from fp32 far more than int8 weights make them (``"bf16"`` asks for it).
+    bf16 prefill where the CPU has native bf16; int8 decoding where torch has a
+    vectorized int8 kernel (AVX-512 or AVX2), else fp32 decoding. Decoding never picks
+    bf16 by itself: its logits drift from fp32 far more than int8 weights make them
+    (``"bf16"`` asks for it).
     """
     bf16 = cpu.native_bf16() if bf16 is None else bf16
     int8 = cpu.fast_int8() if int8 is None else int8
@@ -79,35 +85,54 @@ def parse_precision(precision: str) -> Precision:
 
 
 class Int8Linear(torch.nn.Module):
-    """A linear layer with int8 weights, one fp32 scale per output row."""
+    """A linear layer with int8 weights, one fp32 scale per output row.
 
-    def __init__(self, linear: torch.nn.Linear):
+    ``kernel`` ``"pack"`` multiplies fp32 activations by the int8 weights; ``"fbgemm"``
+    rounds the activations to int8 too (see the module's docstring).
+    """
+
+    def __init__(self, linear: torch.nn.Linear, kernel: str = "pack"):
         super().__init__()
+        if kernel not in INT8_KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(INT8_KERNELS)}, got {kernel!r}")
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        bias = linear.bias
+        bias = None if bias is None else bias.detach().float()
+        self.kernel = kernel
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        if kernel == "fbgemm":
+            with warnings.catch_warnings():  # torch marks quantized tensors as deprecated
+                warnings.simplefilter("ignore")
+                zero = torch.zeros(len(scale), dtype=torch.long)
+                weights = torch.quantize_per_channel(weight, scale.double(), zero, 0, torch.qint8)
+                self.packed = torch.ops.quantized.linear_prepack(weights, bias)
+            return
         self.register_buffer("weight", torch.round(weight / scale[:, None]).to(torch.int8))
         self.register_buffer("scale", scale)
-        bias = linear.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().float())
-        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features).float()
-        out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
-        if self.bias is not None:
-            out = out + self.bias
+        if self.kernel == "fbgemm":  # reduce_range: 7-bit activations, no overflow on AVX2
+            out = torch.ops.quantized.linear_dynamic(rows.contiguous(), self.packed, True)
+        else:
+            out = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale)
+            if self.bias is not None:
+                out = out + self.bias
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"int8 {self.kernel}")
 
 
-def _to_int8(model: torch.nn.Module) -> None:
+def _to_int8(model: torch.nn.Module, kernel: str) -> None:
     """Replace every linear layer of ``model`` by an :class:`Int8Linear`, in place."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is torch.nn.Linear:
-                setattr(parent, name, Int8Linear(child))
+                setattr(parent, name, Int8Linear(child, kernel))
 
 
 def _cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -127,10 +152,12 @@ def prepare(model: torch.nn.Module, precision: Precision):
         prefill = copy.deepcopy(model)
         _cast_parameters(prefill, DTYPES[precision.prefill])
     if precision.decode == "int8":
-        if not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
+        kernel = cpu.int8_kernel() or ("pack" if hasattr(torch.ops.aten, "_weight_int8pack_mm")
+                                       else None)
+        if kernel is None:
             raise ValueError(f"precision {str(precision)!r} needs torch's int8 kernel "
                              "(torch 2.3 or newer); use 'fp32' or 'bf16'")
-        _to_int8(model)
+        _to_int8(model, kernel)
     elif precision.decode != "fp32":
         _cast_parameters(model, DTYPES[precision.decode])
     return prefill.eval(), model.eval()
