@@ -12,13 +12,16 @@ at rest and then with one busy loop per core running, and keeps every round:
   step from the cores other programs leave free);
 - ``passive``: ``before`` with ``OMP_WAIT_POLICY=PASSIVE``, the usual advice for a shared
   machine (full run only);
+- ``int8``: ``now`` with int8 weights for decoding (``"fp32/int8"``; ``"bf16/int8"`` where
+  the CPU has native bf16), for its speed and its replies beside the format chosen
+  (full run only);
 - ``llama.cpp``: the same GGUF file and the same tokens through ``llama-cpp-python`` (an
   optional dependency: skipped, with the reason, when it is not installed): one prefill
   shared by the 8 sequences (its state saved and restored), and 8 calls that each prefill
   anew.
 
 Writes ``benchmarks/results/speed.json`` and its section of ``docs/benchmarks.md``;
-``--quick`` (one round, no ``passive`` worker, a short quality check) writes under
+``--quick`` (one round, no ``passive`` or ``int8`` worker, a short quality check) writes under
 ``--out`` only; ``--from-json`` rebuilds the section from a saved JSON.
 """
 
@@ -59,6 +62,10 @@ def _torch_worker(precision: str, adaptive: bool, sampler: str):
     if sampler == "multinomial":  # the sampler before blocks: one draw over the vocabulary
         local.sample_rows = lambda probs, generator: torch.multinomial(
             probs, 1, generator=generator).squeeze(1)
+    if precision == "int8":  # int8 decoding after the prompt's format of auto
+        from llm_optimizer.models.precision import auto_precision
+
+        precision = f"{auto_precision().prefill}/int8"
     llm = load_model("smollm2", precision=precision)
     llm.threads.adaptive = adaptive
     prompt = paper_prompt()
@@ -286,8 +293,9 @@ def measure(settings: dict) -> dict:
 
     before = ["torch", "fp32", "fixed", "multinomial"]
     specs = {"before": (before, None), "now": (["torch", "auto", "adaptive", "blocks"], None)}
-    if settings["passive"]:
+    if settings["passive"]:  # the full run's extra ways
         specs["passive"] = (before, {"OMP_WAIT_POLICY": "PASSIVE"})
+        specs["int8"] = (["torch", "int8", "adaptive", "blocks"], None)
     missing = llama_cpp_missing()
     if missing is None:
         specs["llama.cpp"] = (["llama"], None)
@@ -321,8 +329,10 @@ def measure(settings: dict) -> dict:
                              "rounds": rounds}
         quality = {name: workers[name].ask("quality", seeds=list(range(
             settings["quality_seeds"])), steps=settings["quality_steps"])
-            for name in ("before", "now")}
+            for name in ("before", "now", "int8") if name in workers}
         numerics = workers["now"].ask("numerics")
+        if "int8" in workers:
+            numerics["int8"] = workers["int8"].ask("numerics")
     finally:
         for w in workers.values():
             w.close()
@@ -397,6 +407,11 @@ def section(results: dict) -> str:
     decode = ("" if "decode_max_diff" not in numerics else
               f"; {numerics['decode_max_diff']:.3g} after one decoded token, same top token: "
               + ("yes" if numerics["decode_same_top"] else "no"))
+    parse, loss = (", ".join(f"*{name}* {_mean(q[key])}" for name, q in quality.items())
+                   for key in ("parse_rate", "best_loss"))
+    if "int8" in numerics:
+        decode += (f". *int8* ({numerics['int8']['precision']}): "
+                   f"{numerics['int8']['decode_max_diff']:.3g} after one decoded token")
     return f"""## A step at rest and on a busy machine
 
 Written by `python -m benchmarks.speed` on {results['date']}; do not edit by hand. Machine:
@@ -407,7 +422,8 @@ Written by `python -m benchmarks.speed` on {results['date']}; do not edit by han
 on all cores, one `torch.multinomial` draw over the vocabulary per token, as the package ran
 until now; *now*: `load_model("smollm2")` as it runs today
 (precision `{hello['now']['precision']}` on this CPU, threads per step from the cores other
-programs leave free); *passive*: *before* with `OMP_WAIT_POLICY=PASSIVE`; *prefill*: one
+programs leave free); *passive*: *before* with `OMP_WAIT_POLICY=PASSIVE`; *int8*: *now*
+with int8 weights for decoding; *prefill*: one
 plain fp32 prefill of the prompt; *article* and *sequences* (at rest only): the same 8
 proposals from Hugging Face's `generate` on *before*'s weights, one call per proposal with
 15 new tokens (the article's way) and one call with `num_return_sequences=8`. Busy:
@@ -428,9 +444,8 @@ llama.cpp: {('measured (rows *llama.cpp: step*, one prefill shared by the 8 sequ
             else 'not measured: ' + skipped}.
 
 Sampling quality, paper preset, {results['settings']['quality_seeds']} seeds of
-{results['settings']['quality_steps']} steps: parse rate *before*
-{_mean(quality['before']['parse_rate'])}, *now* {_mean(quality['now']['parse_rate'])}; best
-loss *before* {_mean(quality['before']['best_loss'])}, *now* {_mean(quality['now']['best_loss'])}.
+{results['settings']['quality_steps']} steps: parse rate {parse}; best loss {loss} (means
+over the seeds; each seed's figure is in benchmarks/results/speed.json).
 Next-token logits of *now* ({numerics['precision']}) against fp32: largest difference
 {numerics['max_diff']:.3g} of the largest logit after the prompt, same top token:
 {'yes' if numerics['same_top'] else 'no'}{decode}.

@@ -12,6 +12,7 @@ from llm_optimizer import load_model, make_dataset, optimize
 from llm_optimizer.models import cpu
 from llm_optimizer.models.local import sample_rows
 from llm_optimizer.models.precision import (
+    Fp16Linear,
     Int8Linear,
     Precision,
     auto_precision,
@@ -30,20 +31,33 @@ def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, bf16):
     assert cpu.native_bf16(cpu.cpu_flags(cpuinfo)) is bf16
 
 
-def test_int8_kernel_is_the_one_torch_vectorizes_on_this_cpu():
+def test_int8_and_fp16_kernels_are_the_ones_torch_vectorizes_on_this_cpu():
     fbgemm = ["qnnpack", "fbgemm"]
     assert cpu.int8_kernel("AVX512", fbgemm) == "pack"
     assert cpu.int8_kernel("AVX2", fbgemm) == "fbgemm"
     assert cpu.int8_kernel("AVX2", ["qnnpack"]) is None  # a torch built without fbgemm
-    assert cpu.int8_kernel("DEFAULT", fbgemm) is None and cpu.fast_int8("DEFAULT") is False
-    assert cpu.fast_int8("AVX2", fbgemm) is True
+    assert cpu.int8_kernel("DEFAULT", fbgemm) is None
+    # int8 weights times fp32 activations are fast on AVX-512 only
+    assert cpu.fast_int8("AVX512") is True
+    assert cpu.fast_int8("AVX2") is False and cpu.fast_int8("DEFAULT") is False
+    assert cpu.fbgemm("AVX2", fbgemm) and cpu.fbgemm("AVX512", fbgemm)
+    assert not cpu.fbgemm("DEFAULT", fbgemm) and not cpu.fbgemm("AVX2", ["qnnpack"])
 
 
-@pytest.mark.parametrize(("bf16", "int8", "expected"), [
-    (True, True, "bf16/int8"), (True, False, "bf16/fp32"), (False, True, "fp32/int8"),
-    (False, False, "fp32")])
-def test_auto_picks_bf16_prompt_and_int8_decoding_where_they_are_fast(bf16, int8, expected):
-    assert str(auto_precision(bf16=bf16, int8=int8)) == expected
+@pytest.mark.parametrize(("bf16", "int8", "fp16", "expected"), [
+    (True, True, True, "bf16/int8"), (True, False, False, "bf16/fp32"),
+    (False, True, True, "fp32/int8"), (False, False, True, "fp32/fp16"),
+    (True, False, True, "bf16/fp16"), (False, False, False, "fp32")])
+def test_auto_picks_bf16_prompt_and_int8_or_fp16_decoding_where_they_are_fast(
+        bf16, int8, fp16, expected):
+    assert str(auto_precision(bf16=bf16, int8=int8, fp16=fp16)) == expected
+
+
+def test_weight_only_decoding_computes_in_fp32_and_a_gpu_model_in_its_own_format():
+    assert parse_precision("fp32/fp16").decode_dtype == torch.float32
+    assert parse_precision("bf16/int8").decode_dtype == torch.float32
+    assert parse_precision("bf16").decode_dtype == torch.bfloat16
+    assert Precision("fp16", "fp16").decode_dtype == torch.float16  # as a T4 loads Mistral
 
 
 def test_precision_names_parse_and_print_back():
@@ -74,6 +88,18 @@ def test_int8_linear_is_within_int8_rounding_of_the_fp32_layer(kernel, within):
     # also rounds the activations to 7 bits, max|x| / 126.
     assert (layer(x) - exact).abs().max() < within * exact.abs().max()
     assert (layer(x) - exact).abs().max() > 0  # it really is another layer
+
+
+def test_fp16_linear_is_within_fp16_rounding_of_the_fp32_layer():
+    if not cpu.fbgemm():
+        pytest.skip("fbgemm runs on x86 CPUs with AVX2 only")
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    layer = Fp16Linear(linear)
+    x = torch.randn(3, 5, 64)
+    exact = linear(x)
+    assert layer(x).shape == exact.shape and "fp16 fbgemm" in repr(layer)
+    assert 0 < (layer(x) - exact).abs().max() < 2e-3 * exact.abs().max()
 
 
 def test_an_unknown_int8_kernel_says_which_exist():
@@ -139,7 +165,7 @@ def test_a_step_on_a_busy_machine_runs_on_one_thread_and_restores_the_count():
         torch.set_num_threads(outer)
 
 
-PRECISIONS = ["fp32", "bf16", "bf16/fp32", "fp32/int8", "bf16/int8"]
+PRECISIONS = ["fp32", "bf16", "bf16/fp32", "fp32/int8", "bf16/int8", "fp32/fp16", "bf16/fp16"]
 
 
 @pytest.mark.model

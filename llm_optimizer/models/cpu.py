@@ -1,5 +1,5 @@
-"""What the CPU offers the local model: native bf16, a fast int8 kernel, and the cores
-other programs leave free.
+"""What the CPU offers the local model: native bf16, fast int8 and fp16 kernels, and the
+cores other programs leave free.
 
 Why a busy machine slowed a step about 10 times: torch splits every matrix product
 between its OpenMP threads, one per core, and each product waits for its slowest
@@ -65,27 +65,31 @@ def native_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool(BF16_FLAGS & (cpu_flags() if flags is None else flags))
 
 
+def fbgemm(capability: str | None = None, engines: list[str] | None = None) -> bool:
+    """Whether torch's fbgemm kernels (x86, vectorized from AVX2 on) run here."""
+    capability = capability or torch.backends.cpu.get_cpu_capability()
+    if engines is None:
+        engines = list(torch.backends.quantized.supported_engines)
+    return capability in ("AVX2", "AVX512") and "fbgemm" in engines
+
+
 def int8_kernel(capability: str | None = None, engines: list[str] | None = None) -> str | None:
     """torch's fastest kernel for int8 weights here: ``"pack"``, ``"fbgemm"`` or None.
 
     ``"pack"`` (``torch.ops.aten._weight_int8pack_mm``: int8 weights, fp32 activations)
     is vectorized for AVX-512 only, and elsewhere a scalar loop many times slower than an
     fp32 product; ``"fbgemm"`` (``torch.ops.quantized.linear_dynamic``: it also rounds
-    each product's activations to int8) is vectorized on AVX2 as well. None: neither.
+    each product's activations to 7-bit integers) is vectorized on AVX2 as well.
     """
     capability = capability or torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512" and hasattr(torch.ops.aten, "_weight_int8pack_mm"):
         return "pack"
-    if engines is None:
-        engines = list(torch.backends.quantized.supported_engines)
-    if capability in ("AVX2", "AVX512") and "fbgemm" in engines:
-        return "fbgemm"
-    return None
+    return "fbgemm" if fbgemm(capability, engines) else None
 
 
-def fast_int8(capability: str | None = None, engines: list[str] | None = None) -> bool:
-    """Whether torch has a fast kernel for int8 weights here (see :func:`int8_kernel`)."""
-    return int8_kernel(capability, engines) is not None
+def fast_int8(capability: str | None = None) -> bool:
+    """Whether int8 weights multiply fp32 activations fast here (AVX-512's ``"pack"``)."""
+    return int8_kernel(capability, []) == "pack"
 
 
 def usable_cores() -> int:

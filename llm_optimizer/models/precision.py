@@ -11,7 +11,11 @@ bound by memory). So the two phases may use different formats:
   (:func:`~llm_optimizer.models.cpu.int8_kernel`): on AVX-512 ``_weight_int8pack_mm``
   with fp32 activations; on AVX2 fbgemm's dynamic linear, which also rounds each
   product's activations to int8 with one scale for the batch (7 bits, as fbgemm asks
-  on CPUs without VNNI);
+  on CPUs without VNNI), which moves the replies further from fp32's (the speed section
+  of docs/benchmarks.md compares both formats' logits and replies);
+- ``fp16`` (decoding only, x86) keeps the weights in fp16, half the bytes of fp32, and
+  multiplies them with fbgemm's fp16 linear, activations fp32: on an AVX2 CPU without
+  native bf16 it is the fastest format whose replies stay those of fp32;
 - ``fp32`` everywhere else.
 
 A precision is written ``"fp32"``, ``"bf16"`` or ``"PREFILL/DECODE"`` such as
@@ -29,7 +33,9 @@ import torch
 from . import cpu
 
 PREFILL_FORMATS = ("fp32", "bf16")
-DECODE_FORMATS = ("fp32", "bf16", "int8")
+DECODE_FORMATS = ("fp32", "bf16", "fp16", "int8")
+# Decoding formats of the weights alone on the CPU: their products compute in fp32.
+WEIGHT_ONLY = ("fp16", "int8")
 INT8_KERNELS = ("pack", "fbgemm")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # How far the logits of shared-prefix decoding may be from those of copied caches in
@@ -51,21 +57,28 @@ class Precision:
 
     @property
     def decode_dtype(self) -> torch.dtype:
-        """The dtype of the decoding activations (int8 weights compute in fp32)."""
+        """The dtype of the decoding activations: fp32 for the CPU's weight-only formats
+        (``"fp32/int8"``, ``"bf16/fp16"``), else the format's own (a GPU model in fp16)."""
+        if self.decode in WEIGHT_ONLY and self.prefill != self.decode:
+            return torch.float32
         return DTYPES.get(self.decode, torch.float32)
 
 
-def auto_precision(bf16: bool | None = None, int8: bool | None = None) -> Precision:
-    """The fastest precision for this CPU (or for one with ``bf16`` and ``int8`` as given).
+def auto_precision(bf16: bool | None = None, int8: bool | None = None,
+                   fp16: bool | None = None) -> Precision:
+    """The fastest precision for this CPU (or for one with ``bf16``, ``int8`` and ``fp16``
+    kernels as given).
 
-    bf16 prefill where the CPU has native bf16; int8 decoding where torch has a
-    vectorized int8 kernel (AVX-512 or AVX2), else fp32 decoding. Decoding never picks
-    bf16 by itself: its logits drift from fp32 far more than int8 weights make them
-    (``"bf16"`` asks for it).
+    bf16 prefill where the CPU has native bf16. Decoding: int8 weights where torch
+    multiplies them by fp32 activations fast (AVX-512), else fp16 weights where fbgemm
+    runs (AVX2), else fp32. It never picks bf16 decoding, nor fbgemm's int8 (which
+    rounds the activations too): their replies drift from fp32's (``"bf16"`` or
+    ``"fp32/int8"`` asks for them).
     """
     bf16 = cpu.native_bf16() if bf16 is None else bf16
     int8 = cpu.fast_int8() if int8 is None else int8
-    return Precision("bf16" if bf16 else "fp32", "int8" if int8 else "fp32")
+    fp16 = cpu.fbgemm() if fp16 is None else fp16
+    return Precision("bf16" if bf16 else "fp32", "int8" if int8 else "fp16" if fp16 else "fp32")
 
 
 def parse_precision(precision: str) -> Precision:
@@ -127,12 +140,31 @@ class Int8Linear(torch.nn.Module):
                 f"int8 {self.kernel}")
 
 
-def _to_int8(model: torch.nn.Module, kernel: str) -> None:
-    """Replace every linear layer of ``model`` by an :class:`Int8Linear`, in place."""
+class Fp16Linear(torch.nn.Module):
+    """A linear layer with fp16 weights packed for fbgemm; activations stay fp32."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        bias = linear.bias
+        self.packed = torch.ops.quantized.linear_prepack_fp16(
+            linear.weight.detach().float(), None if bias is None else bias.detach().float())
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float().contiguous()
+        out = torch.ops.quantized.linear_dynamic_fp16(rows, self.packed)
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, fp16 fbgemm"
+
+
+def _replace_linears(model: torch.nn.Module, make) -> None:
+    """Replace every linear layer of ``model`` by ``make(layer)``, in place."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is torch.nn.Linear:
-                setattr(parent, name, Int8Linear(child, kernel))
+                setattr(parent, name, make(child))
 
 
 def _cast_parameters(model: torch.nn.Module, dtype: torch.dtype) -> None:
@@ -157,7 +189,12 @@ def prepare(model: torch.nn.Module, precision: Precision):
         if kernel is None:
             raise ValueError(f"precision {str(precision)!r} needs torch's int8 kernel "
                              "(torch 2.3 or newer); use 'fp32' or 'bf16'")
-        _to_int8(model, kernel)
+        _replace_linears(model, lambda linear: Int8Linear(linear, kernel))
+    elif precision.decode == "fp16":
+        if not cpu.fbgemm():
+            raise ValueError(f"precision {str(precision)!r} needs torch's fbgemm (an x86 CPU "
+                             "with AVX2); use 'fp32', 'bf16' or 'fp32/int8'")
+        _replace_linears(model, Fp16Linear)
     elif precision.decode != "fp32":
         _cast_parameters(model, DTYPES[precision.decode])
     return prefill.eval(), model.eval()
