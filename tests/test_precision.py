@@ -173,6 +173,7 @@ PRECISIONS = ["fp32", "bf16", "bf16/fp32", "fp32/int8", "bf16/int8", "fp32/fp16"
 def test_every_precision_samples_repeatably_and_shares_the_prompt(tiny_model_dir, precision):
     llm = load_model(str(tiny_model_dir), precision=precision)
     assert f"precision='{precision}'" in repr(llm) and str(llm.precision) == precision
+    assert llm.allowed_tokens("pair")  # the grammar finds the vocabulary's size
     prompt = "Propose a pair [w, b]."
     a = llm.generate(prompt, n=4, max_new_tokens=6, seed=3)
     assert a == llm.generate(prompt, n=4, max_new_tokens=6, seed=3)

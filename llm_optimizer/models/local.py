@@ -240,7 +240,7 @@ class LLM:
     def grammar(self, vocab_size: int | None = None) -> ReplyGrammar:
         """The reply formats compiled for this model's tokenizer (built once, about 1 s)."""
         if self._grammar is None:
-            size = vocab_size or self.model.get_output_embeddings().weight.shape[0]
+            size = vocab_size or self.prefill_model.get_output_embeddings().weight.shape[0]
             self._grammar = ReplyGrammar(self.tokenizer, size)
         return self._grammar
 
